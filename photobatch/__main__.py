@@ -1,0 +1,3 @@
+from photobatch.cli import cli
+
+cli()

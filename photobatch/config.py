@@ -1,0 +1,165 @@
+"""All settings in one typed place.
+
+Precedence: command-line options > environment (``PHOTOBATCH_CONFIG``, ``PHOTOBATCH_INDEX``) >
+config file > the defaults below. ``config.example.yaml`` documents every key; a test keeps the two
+in step. An unknown key or a value of the wrong kind is a ``ConfigError`` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+
+class ConfigError(Exception):
+    """A config file or value is invalid; the message names the file and the key."""
+
+
+def data_home() -> Path:
+    """photobatch's data folder under the XDG data dir (index, trained heads, imported media)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "photobatch"
+
+
+def default_config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
+    return Path(base) / "photobatch" / "config.yaml"
+
+
+@dataclass(frozen=True)
+class SidecarConfig:
+    formats: tuple[str, ...] = ("xmp",)  # installed writers to run; "json" is available too
+    naming: Literal["extension", "basename"] = "extension"  # IMG_1.jpg.xmp or IMG_1.xmp
+    mirror_dir: Path | None = None  # write sidecars under this folder instead of beside photos
+
+
+@dataclass(frozen=True)
+class CaptionerConfig:
+    model: Path | None = None  # None: the model shipped in models/
+    beam_size: int = 3
+    max_length: int = 20
+    min_length: int = 3
+    length_penalty: float = 0.7
+
+
+@dataclass(frozen=True)
+class HashtagConfig:
+    max_tags: int = 10
+    min_tags: int = 3
+
+
+@dataclass(frozen=True)
+class Config:
+    index: Path = field(default_factory=lambda: data_home() / "index.db")
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    batch_size: int = 32
+    workers: int = 2  # decode/EXIF worker processes
+    top_labels: int = 5
+    sidecars: SidecarConfig = field(default_factory=SidecarConfig)
+    captioner: CaptionerConfig = field(default_factory=CaptionerConfig)
+    hashtags: HashtagConfig = field(default_factory=HashtagConfig)
+
+    @property
+    def data_dir(self) -> Path:
+        """Where photobatch keeps what belongs with the index (trained heads, imported media)."""
+        return self.index.parent
+
+
+def load_config(path: Path | None = None, *, index: Path | None = None) -> Config:
+    """Build the effective config from a file, the environment and explicit overrides.
+
+    ``path`` and ``index`` are the command-line values (None when not given).
+    """
+    if path is None and os.environ.get("PHOTOBATCH_CONFIG"):
+        path = Path(os.environ["PHOTOBATCH_CONFIG"])
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_yaml(path)
+    elif default_config_path().is_file():
+        path = default_config_path()
+        raw = _read_yaml(path)
+    config = _build(Config, raw, source=str(path), prefix="")
+    if index is None and os.environ.get("PHOTOBATCH_INDEX"):
+        index = Path(os.environ["PHOTOBATCH_INDEX"])
+    if index is not None:
+        config = dataclasses.replace(config, index=index)
+    return dataclasses.replace(config, index=config.index.expanduser().absolute())
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror or exc}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    return data
+
+
+def _build(cls: type, raw: dict[str, Any], *, source: str, prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = f"{prefix}{key}"
+        if key not in known:
+            choices = ", ".join(sorted(known))
+            raise ConfigError(f"{source}: unknown key '{name}' (known here: {choices})")
+        values[key] = _coerce(hints[key], value, source=source, name=name)
+    return cls(**values)
+
+
+def _coerce(tp: Any, value: Any, *, source: str, name: str) -> Any:
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"{source}: '{name}' must be {expected}, not {value!r}")
+
+    origin = get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise bad("a mapping")
+        return _build(tp, value, source=source, prefix=f"{name}.")
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(options[0], value, source=source, name=name)
+    if origin is Literal:
+        if value not in get_args(tp):
+            raise bad("one of " + ", ".join(repr(a) for a in get_args(tp)))
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise bad("a list of names")
+        return tuple(value)
+    if tp is Path:
+        if not isinstance(value, str):
+            raise bad("a path")
+        return Path(value).expanduser()
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise bad("a whole number >= 0")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise bad("a number")
+        return float(value)
+    raise TypeError(f"unsupported config type {tp!r} for {name}")

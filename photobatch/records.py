@@ -1,0 +1,70 @@
+"""Plain records that flow one way through the pipeline.
+
+discovery -> ``FoundFile`` -> metadata -> ``PhotoMetadata`` -> models -> ``Analysis``;
+``PhotoRecord`` is what the index holds for one path and what sidecar writers and exporters receive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class FoundFile:
+    """An image file seen on disk, with the cheap change-detection gate (size, mtime_ns)."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class PhotoMetadata:
+    """What the EXIF (and the image header) say about a photo.
+
+    ``warning`` records garbage or unreadable EXIF: the photo is still processed.
+    """
+
+    taken_at: str | None = None  # ISO 8601, with offset when the camera recorded one
+    camera_make: str | None = None
+    camera_model: str | None = None
+    lens: str | None = None
+    lat: float | None = None
+    lon: float | None = None
+    orientation: int = 1
+    width: int | None = None  # as displayed, after orientation
+    height: int | None = None
+    warning: str | None = None
+
+
+@dataclass
+class Analysis:
+    """Model outputs for one image content (keyed by sha256, so a moved photo keeps them)."""
+
+    sha256: str
+    labels: list[str] = field(default_factory=list)  # top ImageNet class names, best first
+    caption: str | None = None
+    hashtags: list[str] = field(default_factory=list)  # without '#', best first
+    post_text: str | None = None
+    embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
+    models: str | None = None  # which model versions produced this
+
+
+@dataclass
+class PhotoRecord:
+    """Everything the index knows about one path: what sidecar writers receive."""
+
+    path: Path
+    sha256: str | None
+    status: str  # "ok" | "error" | "missing"
+    error: str | None = None
+    metadata: PhotoMetadata = field(default_factory=PhotoMetadata)
+    analysis: Analysis | None = None
+
+    @property
+    def keywords(self) -> list[str]:
+        """Keywords for sidecars: the hashtags without '#', else the labels, best first."""
+        if self.analysis is None:
+            return []
+        return list(self.analysis.hashtags or self.analysis.labels)

@@ -1,0 +1,100 @@
+"""The index as other programs see it: sqlite3 reads it, WAL, schema version, FTS, batches."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from photobatch.index import SCHEMA_VERSION, Index, IndexOpenError
+from photobatch.records import Analysis, FoundFile, PhotoMetadata
+
+
+def fill(index: Index, tmp_path: Path) -> None:
+    canon = PhotoMetadata(camera_make="Canon")
+    photos = [
+        (FoundFile(tmp_path / "dog.jpg", 10, 1), canon, "a" * 64, "ok", None),
+        (FoundFile(tmp_path / "bad.jpg", 3, 1), None, "b" * 64, "error", "not an image"),
+    ]
+    analyses = [
+        Analysis(
+            sha256="a" * 64,
+            labels=["golden retriever"],
+            caption="a dog runs on the beach",
+            hashtags=["dog", "beach", "puppy"],
+        )
+    ]
+    index.write_batch(photos, analyses)
+
+
+def test_sqlite3_reads_the_index(tmp_path: Path) -> None:
+    db = tmp_path / "index.db"
+    with Index(db) as index:
+        fill(index, tmp_path)
+    con = sqlite3.connect(db)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    rows = con.execute(
+        "SELECT p.path, p.status, a.caption FROM photos p LEFT JOIN analyses a USING (sha256) "
+        "ORDER BY p.path"
+    ).fetchall()
+    assert rows == [
+        (str(tmp_path / "bad.jpg"), "error", None),
+        (str(tmp_path / "dog.jpg"), "ok", "a dog runs on the beach"),
+    ]
+    assert shutil.which("sqlite3"), "needs the sqlite3 client (.ci/run installs it)"
+    out = subprocess.run(
+        ["sqlite3", str(db), "SELECT count(*) FROM photos;"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert out.strip() == "2"
+
+
+def test_full_text_search_finds_caption_and_hashtag_words(tmp_path: Path) -> None:
+    with Index(tmp_path / "index.db") as index:
+        fill(index, tmp_path)
+        assert index.search("beach") == [str(tmp_path / "dog.jpg")]
+        assert index.search("puppy") == [str(tmp_path / "dog.jpg")]
+        assert index.search("retriever") == [str(tmp_path / "dog.jpg")]
+        assert index.search("cat") == []
+
+
+def test_export_rows_include_failures_and_format_hashtags(tmp_path: Path) -> None:
+    with Index(tmp_path / "index.db") as index:
+        fill(index, tmp_path)
+        rows = {Path(r["path"]).name: r for r in index.export_rows()}
+    assert rows["dog.jpg"]["hashtags"] == "#dog #beach #puppy"
+    assert rows["dog.jpg"]["camera_make"] == "Canon"
+    assert rows["bad.jpg"]["status"] == "error"
+    assert rows["bad.jpg"]["error"] == "not an image"
+
+
+def test_missing_marks_rows_but_keeps_results(tmp_path: Path) -> None:
+    with Index(tmp_path / "index.db") as index:
+        fill(index, tmp_path)
+        index.mark_missing([str(tmp_path / "dog.jpg")])
+        record = index.record(tmp_path / "dog.jpg")
+    assert record is not None and record.status == "missing"
+    assert record.analysis is not None and record.analysis.caption == "a dog runs on the beach"
+
+
+def test_newer_schema_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "index.db"
+    Index(db).close()
+    con = sqlite3.connect(db)
+    con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    con.close()
+    with pytest.raises(IndexOpenError, match="newer than this photobatch"):
+        Index(db)
+
+
+def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "index.db"
+    db.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(IndexOpenError, match=str(db)):
+        Index(db)
