@@ -1,0 +1,130 @@
+"""Export formats: files a spreadsheet or a script reads back exactly as the index held them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from photobatch_export import CsvExporter, JsonExporter, JsonLinesExporter
+
+from photobatch.hooks import exporters
+
+COLUMNS = ["path", "status", "caption", "hashtags", "lat"]
+
+ROWS: list[dict[str, Any]] = [
+    {
+        "path": "/photos/a, b.jpg",
+        "status": "ok",
+        "caption": 'She said "cheese"',
+        "hashtags": "#dog #beach",
+        "lat": 43.25,
+    },
+    {
+        "path": "/photos/multi\nline.jpg",
+        "status": "ok",
+        "caption": "Ein Hund — 海辺の犬 🐕\r\nsecond line",
+        "hashtags": "#café",
+        "lat": None,
+    },
+    {"path": "/photos/broken.jpg", "status": "error", "caption": None, "hashtags": "", "lat": None},
+]
+
+
+def export_to_file(fmt: str, rows: list[dict[str, Any]], path: Path) -> int:
+    """Export as the CLI does with ``-o``."""
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        return exporters()[fmt].export(iter(rows), COLUMNS, out)
+
+
+def test_exporters_are_discovered() -> None:
+    assert {"csv", "json", "jsonl"} <= exporters().keys()
+
+
+def test_csv_reads_back_identically(tmp_path: Path) -> None:
+    path = tmp_path / "out.csv"
+    assert export_to_file("csv", ROWS, path) == 3
+    with open(path, encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert reader.fieldnames == COLUMNS
+        back = list(reader)
+    expected = [{c: "" if r[c] is None else str(r[c]) for c in COLUMNS} for r in ROWS]
+    assert back == expected
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {c: st.none() | st.text(st.characters(blacklist_characters="\x00")) for c in COLUMNS}
+        ),
+        max_size=5,
+    )
+)
+def test_csv_round_trips_any_text(rows: list[dict[str, Any]]) -> None:
+    out = io.StringIO(newline="")
+    assert CsvExporter().export(rows, COLUMNS, out) == len(rows)
+    back = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert back == [{c: r[c] or "" for c in COLUMNS} for r in rows]
+
+
+def test_json_is_one_array_in_column_order(tmp_path: Path) -> None:
+    path = tmp_path / "out.json"
+    assert export_to_file("json", ROWS, path) == 3
+    text = path.read_text(encoding="utf-8")
+    assert "海辺の犬 🐕" in text  # not \\u-escaped
+    back = json.loads(text)
+    assert back == ROWS
+    assert [list(row) for row in back] == [COLUMNS] * 3
+
+
+def test_jsonl_is_one_object_per_line(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    assert export_to_file("jsonl", ROWS, path) == 3
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 3
+    assert [json.loads(line) for line in lines] == ROWS
+    assert "café" in lines[1]
+
+
+def test_no_rows() -> None:
+    out = io.StringIO()
+    assert JsonExporter().export([], COLUMNS, out) == 0
+    assert json.loads(out.getvalue()) == []
+    out = io.StringIO()
+    assert JsonLinesExporter().export([], COLUMNS, out) == 0
+    assert out.getvalue() == ""
+
+
+def test_keys_follow_columns_and_missing_ones_are_null() -> None:
+    out = io.StringIO()
+    JsonLinesExporter().export([{"lat": 1.5, "path": "p"}], ["path", "lat", "caption"], out)
+    assert out.getvalue() == '{"path": "p", "lat": 1.5, "caption": null}\n'
+
+
+class WriteSizes(io.StringIO):
+    """Records the largest single write, to show output is streamed rather than built whole."""
+
+    largest = 0
+
+    def write(self, s: str) -> int:
+        self.largest = max(self.largest, len(s))
+        return len(s)
+
+
+def many_rows(n: int) -> Iterator[dict[str, Any]]:
+    for i in range(n):
+        yield {"path": f"/photos/{i:06}.jpg", "status": "ok", "caption": "a dog", "lat": i / 7}
+
+
+@pytest.mark.parametrize("exporter", [JsonExporter(), JsonLinesExporter(), CsvExporter()])
+def test_large_exports_are_streamed(exporter: Any) -> None:
+    sink = WriteSizes()
+    assert exporter.export(many_rows(100_000), COLUMNS, sink) == 100_000
+    assert sink.largest < 200
