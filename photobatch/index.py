@@ -9,8 +9,9 @@ read while a scan writes, and every scan batch is one transaction.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,35 @@ EXPORT_COLUMNS = {
         "error",
         "warning",
     ],
+    "posts": ["id", "taken_at", "caption", "hashtags", "media"],
 }
+
+
+def _db_path(path: str | Path) -> str | bytes:
+    """A path as the index stores it: text, or the file name's raw bytes (a BLOB) when it is not
+    UTF-8. SQLite text must be UTF-8, and a surrogate-escaped name would not round-trip."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _fs_path(value: str | bytes) -> str:
+    """Inverse of ``_db_path``: the path as Python's os functions spell it."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _db_text(text: str | None) -> str | None:
+    """A message for the index; a non-UTF-8 file name in it is shown with \\x escapes."""
+    if text is None:
+        return None
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
 
 
 def now() -> str:
@@ -95,7 +124,29 @@ def _create_v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1]
+def _create_v2_posts(db: sqlite_utils.Database) -> None:
+    """The user's own past posts (Instagram import): what personalises their hashtags."""
+    db["posts"].create(
+        {"id": str, "taken_at": str, "caption": str, "hashtags": str, "imported_at": str},
+        pk="id",
+    )
+    db["post_media"].create(
+        {
+            "post_id": str,
+            "position": int,
+            "kind": str,  # "photo" | "video"; videos are recorded but neither copied nor encoded
+            "uri": str,  # where the export had it
+            "path": str,  # the copy under the data dir (photos only)
+            "sha256": str,
+            "embedding": bytes,  # pooled encoder vector, float16 little-endian
+        },
+        pk=("post_id", "position"),
+        foreign_keys=[("post_id", "posts", "id")],
+    )
+    db["post_media"].create_index(["sha256"])
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2_posts]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -151,7 +202,7 @@ class Index:
     def known_files(self) -> dict[str, tuple[int, int, str, str | None]]:
         """path -> (size, mtime_ns, status, sha256) for every indexed path: the rescan gate."""
         rows = self.db.execute("SELECT path, size, mtime_ns, status, sha256 FROM photos")
-        return {r[0]: (r[1], r[2], r[3], r[4]) for r in rows}
+        return {_fs_path(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
 
     def analyzed(self, hashes: Iterable[str]) -> set[str]:
         """Which of these content hashes already have model results."""
@@ -165,7 +216,7 @@ class Index:
         return found
 
     def record(self, path: Path) -> PhotoRecord | None:
-        rows = list(self.db.query("SELECT * FROM photos WHERE path = ?", [str(path)]))
+        rows = list(self.db.query("SELECT * FROM photos WHERE path = ?", [_db_path(path)]))
         if not rows:
             return None
         return self._to_record(rows[0])
@@ -176,7 +227,7 @@ class Index:
         if row["sha256"]:
             analysis = self.analysis(row["sha256"])
         return PhotoRecord(
-            path=Path(row["path"]),
+            path=Path(_fs_path(row["path"])),
             sha256=row["sha256"],
             status=row["status"],
             error=row["error"],
@@ -220,10 +271,14 @@ class Index:
             "analyses_fts.rowid JOIN photos ON photos.sha256 = analyses.sha256 "
             "WHERE analyses_fts MATCH ? AND photos.status = 'ok' ORDER BY rank LIMIT ?"
         )
-        return [r[0] for r in self.db.execute(sql, [query, limit])]
+        return [_fs_path(r[0]) for r in self.db.execute(sql, [query, limit])]
 
     def export_rows(self, table: str = "photos") -> Iterator[dict[str, Any]]:
-        """Rows for ``photobatch export``: one per image file found, failures included."""
+        """Rows for ``photobatch export``: one per image file found (failures included), or one
+        per imported post with ``table="posts"``."""
+        if table == "posts":
+            yield from self._post_export_rows()
+            return
         if table != "photos":
             raise ValueError(f"unknown table {table!r}")
         sql = (
@@ -232,6 +287,7 @@ class Index:
             "ON analyses.sha256 = photos.sha256 ORDER BY photos.path"
         )
         for row in self.db.query(sql):
+            row["path"] = _fs_path(row["path"])
             tags = json.loads(row.pop("tags") or "[]")
             labels = json.loads(row.pop("label_list") or "[]")
             row["hashtags"] = " ".join(f"#{t}" for t in tags)
@@ -253,15 +309,16 @@ class Index:
         photo_rows = []
         for found, metadata, sha256, status, error in photos:
             row: dict[str, Any] = {
-                "path": str(found.path),
+                "path": _db_path(found.path),
                 "sha256": sha256,
                 "size": found.size,
                 "mtime_ns": found.mtime_ns,
                 "status": status,
-                "error": error,
+                "error": _db_text(error),
                 "last_seen": stamp,
                 **asdict(metadata or PhotoMetadata()),
             }
+            row["warning"] = _db_text(row["warning"])
             photo_rows.append(row)
         analysis_rows = [
             {
@@ -285,9 +342,33 @@ class Index:
                     "UPDATE photos SET first_seen = ? WHERE first_seen IS NULL", [stamp]
                 )
 
+    def move(self, src: Path, dest: Path) -> list[str]:
+        """Re-point the rows of a moved file or folder; returns their new paths.
+
+        A move keeps size and mtime, so the rescan gate sees the photos as unchanged.
+        """
+        old, new = str(src), str(dest)
+        # Compared as bytes, so text rows and non-UTF-8 (BLOB) rows below ``src`` both match.
+        prefix = os.fsencode(old.rstrip("/") + "/")
+        rows = self.db.execute(
+            "SELECT path FROM photos WHERE CAST(path AS BLOB) = ? "
+            "OR substr(CAST(path AS BLOB), 1, ?) = ?",
+            [os.fsencode(old), len(prefix), prefix],
+        ).fetchall()
+        moved = []
+        with self.db.atomic():
+            for (stored,) in rows:
+                target = new + _fs_path(stored)[len(old) :]
+                self.db.execute("DELETE FROM photos WHERE path = ?", [_db_path(target)])
+                self.db.execute(
+                    "UPDATE photos SET path = ? WHERE path = ?", [_db_path(target), stored]
+                )
+                moved.append(target)
+        return moved
+
     def mark_missing(self, paths: Iterable[str]) -> int:
         """Flag paths that are no longer on disk; their rows and results are kept."""
-        paths = list(paths)
+        paths = [_db_path(p) for p in paths]
         with self.db.atomic():
             for start in range(0, len(paths), 500):
                 chunk = paths[start : start + 500]
@@ -307,3 +388,126 @@ class Index:
                     "summary": json.dumps(summary),
                 }
             )
+
+    # -- posts: the user's own past posts, imported from an Instagram export ----------------------
+
+    def write_posts(self, posts: list[Post]) -> None:
+        """Store imported posts in one transaction; a post seen before is replaced in place.
+
+        Replacing (rather than skipping) lets a newer export correct an older one, while the
+        first ``imported_at`` is kept so a re-import of the same export changes nothing.
+        """
+        stamp = now()
+        post_rows = [
+            {
+                "id": p.id,
+                "taken_at": p.taken_at,
+                "caption": p.caption,
+                "hashtags": json.dumps(p.hashtags, ensure_ascii=False),
+            }
+            for p in posts
+        ]
+        media_rows = [
+            {
+                "post_id": p.id,
+                "position": position,
+                "kind": m.kind,
+                "uri": m.uri,
+                "path": str(m.path) if m.path else None,
+                "sha256": m.sha256,
+                "embedding": m.embedding,
+            }
+            for p in posts
+            for position, m in enumerate(p.media)
+        ]
+        with self.db.atomic():
+            ids = [p.id for p in posts]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"DELETE FROM post_media WHERE post_id IN ({marks})", chunk)
+            if post_rows:
+                self.db["posts"].upsert_all(post_rows, pk="id")
+                self.db.execute(
+                    "UPDATE posts SET imported_at = ? WHERE imported_at IS NULL", [stamp]
+                )
+            if media_rows:
+                self.db["post_media"].insert_all(media_rows, pk=("post_id", "position"))
+
+    def posts(self) -> list[Post]:
+        """Every imported post, oldest first, with its media in the post's order."""
+        media: dict[str, list[PostMedia]] = {}
+        for row in self.db.query("SELECT * FROM post_media ORDER BY post_id, position"):
+            media.setdefault(row["post_id"], []).append(
+                PostMedia(
+                    kind=row["kind"],
+                    uri=row["uri"],
+                    path=Path(row["path"]) if row["path"] else None,
+                    sha256=row["sha256"],
+                    embedding=row["embedding"],
+                )
+            )
+        return [
+            Post(
+                id=row["id"],
+                taken_at=row["taken_at"],
+                caption=row["caption"],
+                hashtags=json.loads(row["hashtags"] or "[]"),
+                media=media.get(row["id"], []),
+            )
+            for row in self.db.query("SELECT * FROM posts ORDER BY taken_at, id")
+        ]
+
+    def post_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM posts")}
+
+    def known_embeddings(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """sha256 -> stored embedding for contents already encoded, as a post photo or a scanned
+        photo: a re-import never runs the encoder again for them."""
+        hashes = list(set(hashes))
+        found: dict[str, bytes] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for table in ("analyses", "post_media"):
+                sql = (
+                    f"SELECT sha256, embedding FROM {table} "
+                    f"WHERE sha256 IN ({marks}) AND embedding IS NOT NULL"
+                )
+                found.update({r[0]: r[1] for r in self.db.execute(sql, chunk)})
+        return found
+
+    def _post_export_rows(self) -> Iterator[dict[str, Any]]:
+        for post in self.posts():
+            yield {
+                "id": post.id,
+                "taken_at": post.taken_at,
+                "caption": post.caption,
+                "hashtags": " ".join(f"#{t}" for t in post.hashtags),
+                "media": ";".join(str(m.path) for m in post.media if m.path),
+            }
+
+
+# -- posts ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PostMedia:
+    """One item of an imported post: photos are copied and encoded, videos only recorded."""
+
+    kind: str  # "photo" | "video"
+    uri: str  # where the export had it
+    path: Path | None = None  # the copy under the data dir; None for videos and missing files
+    sha256: str | None = None
+    embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
+
+
+@dataclass
+class Post:
+    """One of the user's own posts as the index keeps it."""
+
+    id: str
+    taken_at: str | None  # ISO 8601, UTC
+    caption: str
+    hashtags: list[str]  # lowercase, without '#', in caption order
+    media: list[PostMedia] = field(default_factory=list)
