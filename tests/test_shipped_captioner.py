@@ -1,0 +1,64 @@
+"""The model shipped in models/: loads safely, fits the size budget, and captions real photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from photobatch.captioner import Captioner, shipped_model_path
+
+# A val photo (never trained on) whose five human captions all say "dog".
+DOG_PHOTO = "1026685415_0431cbf574.jpg"
+VAL_BLEU4 = 0.1774  # models/CAPTIONER.md, beam 3 with the CaptionerConfig defaults
+
+
+def test_shipped_checkpoint_is_weights_only_and_small() -> None:
+    path = shipped_model_path()
+    assert path.is_file(), f"shipped model missing at {path}"
+    assert path.stat().st_size <= 30 * 1024 * 1024
+    payload = torch.load(path, weights_only=True)
+    assert payload["vocab"][:4] == ["<pad>", "<start>", "<end>", "<unk>"]
+    assert payload["meta"]["val"]["BLEU-4"] > 0
+
+
+def test_shipped_model_captions_a_val_dog_photo_with_dog(shared: Path) -> None:
+    from photobatch.imaging import load_image, to_tensor
+    from photobatch.nn.encoder import ImageEncoder
+
+    photo = shared / "data" / "flickr8k" / "images" / DOG_PHOTO
+    encoder = ImageEncoder("cpu")
+    encoder.load()
+    feature_map = encoder.encode(to_tensor(load_image(photo)).unsqueeze(0)).feature_map
+    captioner = Captioner("cpu")
+    result = captioner.caption(feature_map)[0]
+    assert "dog" in result.tokens, result.text
+    assert result.attention.shape == (len(result.tokens), 49)
+    torch.testing.assert_close(result.attention.sum(dim=1), torch.ones(len(result.tokens)))
+
+
+def test_attention_figure_renders(shared: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    from photobatch.attention_figure import render_attention
+    from photobatch.captioner import CaptionResult
+
+    photo = shared / "data" / "flickr8k" / "images" / DOG_PHOTO
+    attention = torch.softmax(torch.randn(3, 49), dim=1)
+    result = CaptionResult("A dog runs.", ["a", "dog", "runs"], attention)
+    out = render_attention(photo, result, tmp_path / "fig" / "att.png")
+    with Image.open(out) as im:
+        assert im.size == (4 * 224, 224 + 22)  # the photo and one panel per word
+
+
+@pytest.mark.slow
+def test_shipped_model_val_bleu(shared: Path, tmp_path: Path) -> None:
+    """The full val evaluation reproduces the model card (minutes on a CPU)."""
+    from photobatch.evaluation import evaluate_captioner
+
+    root = shared / "data" / "flickr8k"
+    scores = evaluate_captioner(
+        root / "captions.csv", root / "images", root / "splits.csv", cache_dir=tmp_path
+    )
+    assert scores["BLEU-4"] == pytest.approx(VAL_BLEU4, abs=0.002)
