@@ -56,6 +56,12 @@ class HashtagConfig:
 
 
 @dataclass(frozen=True)
+class WatchConfig:
+    settle_seconds: float = 5.0  # a file must keep its size and mtime this long before processing
+    poll: bool = False  # poll instead of inotify (network filesystems are polled regardless)
+
+
+@dataclass(frozen=True)
 class Config:
     index: Path = field(default_factory=lambda: data_home() / "index.db")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -65,11 +71,17 @@ class Config:
     sidecars: SidecarConfig = field(default_factory=SidecarConfig)
     captioner: CaptionerConfig = field(default_factory=CaptionerConfig)
     hashtags: HashtagConfig = field(default_factory=HashtagConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
 
     @property
     def data_dir(self) -> Path:
         """Where photobatch keeps what belongs with the index (trained heads, imported media)."""
         return self.index.parent
+
+    @property
+    def personalizer_path(self) -> Path:
+        """The personal hashtag head trained on this index's imported posts."""
+        return self.data_dir / "personalizer.pt"
 
 
 def load_config(path: Path | None = None, *, index: Path | None = None) -> Config:

@@ -146,7 +146,22 @@ def _create_v2_posts(db: sqlite_utils.Database) -> None:
     db["post_media"].create_index(["sha256"])
 
 
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_create_v1, _create_v2_posts]
+def _add_v3_candidates(db: sqlite_utils.Database) -> None:
+    """Keep the non-personalized hashtags beside the final ones.
+
+    A newly trained personal head can then re-rank every photo already analysed without running
+    the image models again; ``personalized_by`` names the head that ranked ``hashtags``.
+    """
+    db["analyses"].add_column("candidates", str)
+    db["analyses"].add_column("personalized_by", str)
+    db.execute("UPDATE analyses SET candidates = hashtags")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_v1,
+    _create_v2_posts,
+    _add_v3_candidates,
+]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -245,9 +260,11 @@ class Index:
             labels=json.loads(row["labels"] or "[]"),
             caption=row["caption"],
             hashtags=json.loads(row["hashtags"] or "[]"),
+            candidates=json.loads(row["candidates"] or "[]"),
             post_text=row["post_text"],
             embedding=row["embedding"],
             models=row["models"],
+            personalized_by=row["personalized_by"],
         )
 
     def counts(self) -> dict[str, int]:
@@ -326,9 +343,11 @@ class Index:
                 "labels": json.dumps(a.labels, ensure_ascii=False),
                 "caption": a.caption,
                 "hashtags": json.dumps(a.hashtags, ensure_ascii=False),
+                "candidates": json.dumps(a.candidates, ensure_ascii=False),
                 "post_text": a.post_text,
                 "embedding": a.embedding,
                 "models": a.models,
+                "personalized_by": a.personalized_by,
                 "analyzed_at": stamp,
             }
             for a in analyses
@@ -341,6 +360,35 @@ class Index:
                 self.db.execute(
                     "UPDATE photos SET first_seen = ? WHERE first_seen IS NULL", [stamp]
                 )
+
+    def unpersonalized(self, head: str | None) -> Iterator[Analysis]:
+        """Analyses whose hashtags were ranked by another personal head (or none) than ``head``."""
+        sql = "SELECT sha256 FROM analyses WHERE coalesce(personalized_by, '') != ?"
+        for (sha256,) in self.db.execute(sql, [head or ""]).fetchall():
+            analysis = self.analysis(sha256)
+            if analysis is not None:
+                yield analysis
+
+    def set_personal(self, analyses: list[Analysis]) -> None:
+        """Store re-ranked hashtags and post drafts of already analysed photos, in one go."""
+        with self.db.atomic():
+            for a in analyses:
+                self.db.execute(
+                    "UPDATE analyses SET hashtags = ?, post_text = ?, personalized_by = ? "
+                    "WHERE sha256 = ?",
+                    [
+                        json.dumps(a.hashtags, ensure_ascii=False),
+                        a.post_text,
+                        a.personalized_by,
+                        a.sha256,
+                    ],
+                )
+
+    def paths_with(self, hashes: Iterable[str]) -> list[Path]:
+        """Paths of present photos with these contents (to refresh their sidecars)."""
+        wanted = set(hashes)
+        rows = self.db.execute("SELECT path, sha256 FROM photos WHERE status = 'ok'")
+        return [Path(_fs_path(path)) for path, sha in rows if sha in wanted]
 
     def move(self, src: Path, dest: Path) -> list[str]:
         """Re-point the rows of a moved file or folder; returns their new paths.

@@ -17,7 +17,8 @@ from typing import Any
 
 import exifread
 
-from photobatch.imaging import ImageError, open_image
+from photobatch.discovery import RAW_EXTENSIONS
+from photobatch.imaging import ImageError, open_image, raw_size
 from photobatch.records import PhotoMetadata
 
 # exifread logs a warning for every file without EXIF (PNG screenshots...): noise in a scan.
@@ -185,11 +186,17 @@ def _orientation(tag: Any, problems: list[str]) -> int:
 
 
 def _size(path: Path, tags: dict[str, Any], meta: PhotoMetadata, problems: list[str]) -> None:
-    """Displayed pixel size from the image header (no decode), else from EXIF."""
+    """Displayed pixel size from the image header (no decode), else from EXIF.
+
+    A RAW file's size comes from LibRaw: Pillow would report the TIFF thumbnail's.
+    """
     try:
-        with open_image(path) as im:
-            width, height = im.size
-            already_rotated = im.format in _DECODER_ROTATES
+        if path.suffix.lower() in RAW_EXTENSIONS:
+            (width, height), already_rotated = raw_size(path), True
+        else:
+            with open_image(path) as im:
+                width, height = im.size
+                already_rotated = im.format in _DECODER_ROTATES
     except ImageError as exc:
         problems.append(exc.problem)
         try:

@@ -45,10 +45,12 @@ class Analysis:
     sha256: str
     labels: list[str] = field(default_factory=list)  # top ImageNet class names, best first
     caption: str | None = None
-    hashtags: list[str] = field(default_factory=list)  # without '#', best first
-    post_text: str | None = None
+    hashtags: list[str] = field(default_factory=list)  # without '#', best first (final)
+    candidates: list[str] = field(default_factory=list)  # the hashtags before personalization
+    post_text: str | None = None  # a post draft in the user's voice, from the personal head
     embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
     models: str | None = None  # which model versions produced this
+    personalized_by: str | None = None  # id of the personal head that ranked ``hashtags``
 
 
 @dataclass

@@ -73,7 +73,9 @@ class SamePadConv2d(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._needs_pad:
-            x = F.pad(x, self._tf_pad(x.shape[-2], x.shape[-1]))
+            # Plain ints: an ONNX export then records constant pads (a traced, symbolic pad
+            # exported with the wrong side order and broke every feature map).
+            x = F.pad(x, self._tf_pad(int(x.shape[-2]), int(x.shape[-1])))
         return super().forward(x)
 
     def _tf_pad(self, h: int, w: int) -> tuple[int, int, int, int]:
