@@ -1,0 +1,143 @@
+"""`photobatch watch` as a service: settles slow copies, follows moves, stops cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from photobatch.watcher import Watcher
+
+
+def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def rows(index: Path, sql: str, *args: object) -> list[tuple]:
+    if not index.exists():
+        return []
+    con = sqlite3.connect(index)
+    try:
+        return con.execute(sql, args).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    finally:
+        con.close()
+
+
+@pytest.fixture()
+def watcher(tmp_path: Path):
+    library = tmp_path / "photos"
+    library.mkdir()
+    index = tmp_path / "index.db"
+    log = open(tmp_path / "watch.log", "w+")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "photobatch",
+            "--index",
+            str(index),
+            "watch",
+            "--settle",
+            "2",
+            "--no-sidecars",
+            str(library),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    wait_for(lambda: rows(index, "SELECT count(*) FROM scans") == [(1,)], what="catch-up scan")
+    yield proc, library, index, tmp_path / "watch.log"
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    log.close()
+
+
+def test_slow_copy_is_processed_once_after_it_settles_and_moves_keep_results(
+    watcher, shared: Path
+) -> None:
+    proc, library, index, log = watcher
+    source = next((shared / "data" / "flickr8k" / "images").glob("*.jpg")).read_bytes()
+    target = library / "incoming.jpg"
+    chunk = len(source) // 6 + 1
+    with open(target, "wb") as out:
+        for start in range(0, len(source), chunk):
+            out.write(source[start : start + chunk])
+            out.flush()
+            time.sleep(0.7)  # a slow card reader: the file keeps growing for ~4 s
+    finished = time.time()
+    wait_for(
+        lambda: rows(index, "SELECT status FROM photos WHERE path = ?", str(target)) == [("ok",)],
+        what="the copied photo in the index",
+    )
+    analysed = rows(
+        index, "SELECT a.analyzed_at, a.caption FROM analyses a JOIN photos p USING (sha256)"
+    )
+    assert len(analysed) == 1 and analysed[0][1]
+    assert rows(index, "SELECT count(*) FROM photos") == [(1,)]
+    summaries = [s for (s,) in rows(index, "SELECT summary FROM scans")]
+    assert sum('"analyzed": 1' in s for s in summaries) == 1, "processed more than once"
+    assert not any('"errors": 1' in s for s in summaries), "read while still being written"
+    [(first_seen,)] = rows(index, "SELECT first_seen FROM photos")
+    assert datetime.fromisoformat(first_seen).timestamp() >= int(finished) - 1
+
+    moved = library / "2024" / "renamed.jpg"
+    moved.parent.mkdir()
+    target.rename(moved)
+    wait_for(
+        lambda: rows(index, "SELECT status FROM photos WHERE path = ?", str(moved)) == [("ok",)],
+        what="the moved photo under its new path",
+    )
+    assert rows(index, "SELECT count(*) FROM analyses") == [(1,)]
+    assert not any('"analyzed": 1' in s for (s,) in rows(index, "SELECT summary FROM scans")[2:])
+
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0, log.read_text()
+    assert not Path(str(index) + ".lock").read_text().strip(), "lock still claims a holder"
+
+
+def test_sigint_exits_zero_and_releases_the_lock(watcher) -> None:
+    proc, _, index, log = watcher
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 0, log.read_text()
+    again = subprocess.run(
+        [sys.executable, "-m", "photobatch", "--index", str(index), "status"],
+        capture_output=True,
+        text=True,
+    )
+    assert again.returncode == 0
+
+
+def test_a_vanished_root_is_not_a_deleted_library(tmp_path: Path) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.updates: list[tuple[list[Path], list[Path]]] = []
+
+        def update(self, changed: list[Path], gone: list[Path]) -> None:
+            self.updates.append((changed, gone))
+
+        def move(self, src: Path, dest: Path) -> int:
+            return 0
+
+    root = tmp_path / "usb-disk"
+    root.mkdir()
+    recorder = Recorder()
+    w = Watcher(recorder, [root], settle=0)  # type: ignore[arg-type]
+    w.pending.gone.add(root / "IMG_0001.jpg")
+    os.rmdir(root)  # the drive is unmounted: everything below it "disappears"
+    w._flush()
+    assert recorder.updates == []
