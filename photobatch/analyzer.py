@@ -7,6 +7,7 @@ unchanged library never pays for it.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,13 +34,16 @@ class Analyzer:
         self.personal: Personalizer | None = None
         self.personal_id: str | None = None
         self._loaded = False
+        self._load_lock = threading.Lock()
 
     def load(self) -> None:
-        if not self._loaded:
-            self.encoder.load()
-            self.captioner.load()
-            self.load_personal()
-            self._loaded = True
+        """Load every model once; safe to call from the scan's warm-up thread and its own."""
+        with self._load_lock:
+            if not self._loaded:
+                self.encoder.load()
+                self.captioner.load()
+                self.load_personal()
+                self._loaded = True
 
     def load_personal(self) -> None:
         """The user's personal head, if trained (``photobatch train personalizer``)."""

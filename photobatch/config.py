@@ -28,6 +28,12 @@ def data_home() -> Path:
     return Path(base) / "photobatch"
 
 
+def cache_home() -> Path:
+    """photobatch's cache folder under the XDG cache dir: files it can always make again."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "photobatch"
+
+
 def default_config_path() -> Path:
     base = os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config"
     return Path(base) / "photobatch" / "config.yaml"

@@ -240,6 +240,9 @@ def test_unreadable_folder_link_loop_does_not_trap_the_walk(scanned: dict) -> No
 class StandIn:
     """The models' place in the in-process tests: a fixed, valid result for any photo."""
 
+    def load(self) -> None:
+        """Nothing to load; the scan calls this from its warm-up thread."""
+
     def analyze(self, hashes: list[str], images: list[object]) -> list[Analysis]:
         return [Analysis(h, ["cat"], "a cat on a mat", ["cat", "mat", "pets"]) for h in hashes]
 
