@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from photobatch.captioner import CaptionResult
+from photobatch.config import CaptionerConfig
 
 PANEL = 224
 LABEL = 22
@@ -52,6 +53,23 @@ def render_attention(photo_path: Path, result: CaptionResult, out_png: Path) -> 
     out_png.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(out_png, format="PNG")
     return out_png
+
+
+def explain_photo(
+    photo_path: Path, out_png: Path, config: CaptionerConfig, device: str = "auto"
+) -> CaptionResult:
+    """Caption one photo as a scan would, keeping where the model looked, and draw the figure."""
+    from photobatch.captioner import Captioner
+    from photobatch.imaging import load_image, to_tensor
+    from photobatch.nn.encoder import ImageEncoder, resolve_device
+
+    dev = resolve_device(device)
+    encoder = ImageEncoder(dev)
+    encoder.load()
+    feature_map = encoder.encode(to_tensor(load_image(photo_path)).unsqueeze(0)).feature_map
+    result = Captioner(dev, config).caption(feature_map)[0]
+    render_attention(photo_path, result, out_png)
+    return result
 
 
 def _fit(draw: ImageDraw.ImageDraw, text: str, font: ImageFont.ImageFont) -> str:

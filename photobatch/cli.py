@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
@@ -253,13 +253,28 @@ def personal_status(index: Index, head: Path) -> list[str]:
 @cli.command()
 @click.argument("photo", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option(
+    "--attention",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the caption word by word, each word over the part of the photo the model "
+    "looked at, into this PNG file.",
+)
 @pass_context
-def show(obj: Context, photo: Path, as_json: bool) -> None:
+def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> None:
     """Everything the index knows about one photo."""
     with obj.index() as index:
         record = index.record(photo.expanduser().absolute())
     if record is None:
         raise click.ClickException(f"{photo}: not in the index {obj.config.index} (scan it first)")
+    if attention is not None:
+        from photobatch.attention_figure import explain_photo
+        from photobatch.imaging import ImageError
+
+        try:
+            explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
+        except ImageError as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"attention figure: {attention}", err=True)
     info: dict[str, Any] = {
         "path": str(record.path),
         "status": record.status,
@@ -341,6 +356,42 @@ def build_prior(harrison: Path, output: Path) -> None:
     click.echo(main_build(harrison, output))
 
 
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+def caption_data(command: Callable[..., None]) -> Callable[..., None]:
+    """The options naming a caption data set, shared by ``train`` and ``evaluate captioner``."""
+    options = [
+        click.option(
+            "--captions",
+            required=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Captions: an image,caption CSV (as Flickr8k's) or a COCO-format caption JSON.",
+        ),
+        click.option(
+            "--images",
+            required=True,
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="The folder holding the photos the captions name.",
+        ),
+        click.option(
+            "--splits",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="An image,split CSV with train and val rows (default: the splits of a COCO "
+            "JSON, else a fixed 5% of the photos held out as val).",
+        ),
+        click.option("--device", type=DEVICE, default="auto", show_default=True),
+        click.option(
+            "--cache",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where encoder features are cached (default: photobatch's data folder).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @cli.group()
 def train() -> None:
     """Train a model: the captioner, or your personal hashtag head."""
@@ -360,9 +411,101 @@ def train_personalizer(obj: Context) -> None:
         click.echo(train_personalizer(index, obj.config.personalizer_path))
 
 
+@train.command("captioner")
+@caption_data
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the best model goes (default: captioner.pt in photobatch's data folder).",
+)
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
+@click.option("--hidden-dim", type=click.IntRange(min=8), help="LSTM size (default 256).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam's learning rate.")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+@click.option("--restart", is_flag=True, help="Start over instead of resuming a stopped run.")
+@pass_context
+def train_captioner(
+    obj: Context,
+    captions: Path,
+    images: Path,
+    splits: Path | None,
+    device: str,
+    cache: Path | None,
+    output: Path | None,
+    restart: bool,
+    **overrides: Any,
+) -> None:
+    """Train a Show-Attend-Tell captioner; the epoch with the best val BLEU-4 is kept.
+
+    Encoder features are computed once and cached; an interrupted run resumes where it stopped.
+    The defaults reproduce the model shipped in models/ (see models/CAPTIONER.md).
+    """
+    from photobatch.evaluation import format_scores
+    from photobatch.train_captioner import TrainConfig, train_captioner
+
+    changed = {key: value for key, value in overrides.items() if value is not None}
+    out = output or obj.config.data_dir / "captioner.pt"
+    summary = train_captioner(
+        captions,
+        images,
+        splits,
+        out,
+        config=TrainConfig(**changed),
+        device=device,
+        cache_dir=cache,
+        resume=not restart,
+    )
+    click.echo(
+        f"best epoch {summary.best_epoch} of {summary.epochs_run} "
+        f"({summary.train_images} train, {summary.val_images} val photos, "
+        f"{summary.seconds / 60:.1f} min); val, greedy:\n{format_scores(summary.val_scores)}\n"
+        f"saved {out}; to caption with it, set 'captioner: {{model: {out}}}' in the config"
+    )
+
+
 @cli.group()
 def evaluate() -> None:
     """Measure a model on held-out data and print the metrics."""
+
+
+@evaluate.command("captioner")
+@caption_data
+@click.option(
+    "--model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint from 'train captioner' (default: the config's, else the shipped one).",
+)
+@click.option("--split", default="val", show_default=True, help="Which split to caption.")
+@pass_context
+def evaluate_captioner(
+    obj: Context,
+    captions: Path,
+    images: Path,
+    splits: Path | None,
+    device: str,
+    cache: Path | None,
+    model: Path | None,
+    split: str,
+) -> None:
+    """BLEU-1..4, ROUGE-L, CIDEr (and METEOR when Java is installed) of a captioner.
+
+    Captions one split with the beam settings a scan uses and scores them against the human
+    captions with the pycocoevalcap scorers.
+    """
+    from photobatch.evaluation import evaluate_captioner, format_scores
+
+    scores = evaluate_captioner(
+        captions,
+        images,
+        splits,
+        model=model or obj.config.captioner.model,
+        split=split,
+        device=device,
+        cache_dir=cache,
+        config=obj.config.captioner,
+    )
+    click.echo(format_scores(scores))
 
 
 @evaluate.command("personalizer")

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from photobatch.captions import tokenize
+from photobatch.config import CaptionerConfig
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")
 
@@ -78,17 +80,18 @@ def evaluate_captioner(
     split: str = "val",
     device: str = "auto",
     cache_dir: Path | None = None,
+    config: CaptionerConfig | None = None,
 ) -> dict[str, float]:
     """Caption one split's photos with a checkpoint (default: the shipped one) and score them.
 
-    Beam settings come from ``CaptionerConfig``, as in a scan; features go through the same
-    encoder and feature cache as training.
+    Beam settings come from ``config`` (default ``CaptionerConfig()``), as in a scan; features go
+    through the same encoder and feature cache as training.
     """
     import torch
 
     from photobatch.captioner import Captioner
     from photobatch.captions import read_captions, read_splits
-    from photobatch.config import CaptionerConfig, data_home
+    from photobatch.config import data_home
     from photobatch.feature_cache import encode_images
     from photobatch.nn.encoder import resolve_device
 
@@ -100,7 +103,7 @@ def evaluate_captioner(
         raise ValueError(f"no images in split '{split}'")
     dev = resolve_device(device)
     feats = encode_images(images, names, cache_dir or data_home() / "feature-cache", dev)
-    captioner = Captioner(dev, CaptionerConfig(model=model))
+    captioner = Captioner(dev, replace(config or CaptionerConfig(), model=model))
     hypotheses: dict[str, str] = {}
     for lo in range(0, len(names), 100):
         batch = torch.from_numpy(feats[lo : lo + 100].astype("float32"))

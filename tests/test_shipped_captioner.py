@@ -38,20 +38,6 @@ def test_shipped_model_captions_a_val_dog_photo_with_dog(shared: Path) -> None:
     torch.testing.assert_close(result.attention.sum(dim=1), torch.ones(len(result.tokens)))
 
 
-def test_attention_figure_renders(shared: Path, tmp_path: Path) -> None:
-    from PIL import Image
-
-    from photobatch.attention_figure import render_attention
-    from photobatch.captioner import CaptionResult
-
-    photo = shared / "data" / "flickr8k" / "images" / DOG_PHOTO
-    attention = torch.softmax(torch.randn(3, 49), dim=1)
-    result = CaptionResult("A dog runs.", ["a", "dog", "runs"], attention)
-    out = render_attention(photo, result, tmp_path / "fig" / "att.png")
-    with Image.open(out) as im:
-        assert im.size == (4 * 224, 224 + 22)  # the photo and one panel per word
-
-
 @pytest.mark.slow
 def test_shipped_model_val_bleu(shared: Path, tmp_path: Path) -> None:
     """The full val evaluation reproduces the model card (minutes on a CPU)."""
