@@ -57,7 +57,8 @@ class Analyzer:
 
     def analyze(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
         self.load()
-        batch = torch.stack(images).to(self.device)
+        # Photos decoded on the GPU are already there; the others are moved with the stack.
+        batch = torch.stack([image.to(self.device) for image in images])
         out = self.encoder.encode(batch)
         labels = self.encoder.labels(out.logits, self.config.top_labels)
         captions = self.captioner.caption(out.feature_map)

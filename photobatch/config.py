@@ -72,6 +72,7 @@ class Config:
     index: Path = field(default_factory=lambda: data_home() / "index.db")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     batch_size: int = 32
+    gpu_batch_size: int = 128  # photos per model batch when the models run on CUDA
     workers: int = 2  # decode/EXIF worker processes
     top_labels: int = 5
     sidecars: SidecarConfig = field(default_factory=SidecarConfig)

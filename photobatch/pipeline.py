@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, fields, replace
 from itertools import islice
@@ -33,6 +33,10 @@ if TYPE_CHECKING:
     import torch
 
     from photobatch.analyzer import Analyzer
+    from photobatch.gpu_decoding import GpuJpegDecoder
+
+# Files the GPU decoder may take (it checks their headers); the names are matched like discovery.
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 
 # Batches decoded ahead while the models load (32 photos of 224x224 float32 are 19 MB).
@@ -90,6 +94,7 @@ class _Item:
     metadata: PhotoMetadata | None = None
     error: str | None = None
     image: torch.Tensor | None = None
+    jpeg: bytes | None = None  # the file's bytes, when the GPU decodes it
 
 
 @dataclass
@@ -99,12 +104,6 @@ class _Batch:
     items: list[_Item]
     to_decode: list[_Item]
     decoding: list[Future[None]]
-
-
-def _batched(items: list[_Item], size: int) -> Iterable[list[_Item]]:
-    it = iter(items)
-    while batch := list(islice(it, size)):
-        yield batch
 
 
 class Scanner:
@@ -129,6 +128,8 @@ class Scanner:
         self._analyzer: Analyzer | None = None
         self._analyzer_lock = threading.Lock()
         self._warm_up: threading.Thread | None = None
+        self._on_gpu = False  # set once the models are loaded on CUDA
+        self._gpu_jpeg: GpuJpegDecoder | None = None
 
     @property
     def analyzer(self) -> Analyzer:
@@ -150,9 +151,24 @@ class Scanner:
         """
         if self._warm_up is None:
             self._warm_up = threading.Thread(
-                target=lambda: self.analyzer.load(), name="photobatch-model-load", daemon=True
+                target=self._load_models, name="photobatch-model-load", daemon=True
             )
             self._warm_up.start()
+
+    def _load_models(self) -> None:
+        """Load the models; on CUDA, also the GPU JPEG decoder (when torchvision can decode)."""
+        analyzer = self.analyzer
+        try:
+            analyzer.load()
+        except Exception:
+            # Not reported from this thread: the batch's own call to the models loads again and
+            # raises the same error where the scan reports it.
+            return
+        if analyzer.device.type == "cuda":
+            from photobatch.gpu_decoding import gpu_jpeg_decoder
+
+            self._gpu_jpeg = gpu_jpeg_decoder(analyzer.device)
+            self._on_gpu = True
 
     def scan(self, roots: list[Path]) -> ScanSummary:
         """Bring the index (and sidecars) up to date with the photos below ``roots``."""
@@ -261,7 +277,7 @@ class Scanner:
             # to LOAD_AHEAD batches while they are still loading, so the seconds of importing
             # torch and loading weights are spent decoding instead of waiting.
             pending: deque[_Batch] = deque()
-            for items in _batched(todo, max(1, self.config.batch_size)):
+            for items in self._batches(todo):
                 pending.append(self._prepare(items, pool, summary))
                 ahead = 1 if self._models_ready() else LOAD_AHEAD
                 while len(pending) > ahead:
@@ -271,6 +287,16 @@ class Scanner:
 
     def _models_ready(self) -> bool:
         return self._warm_up is None or not self._warm_up.is_alive()
+
+    def _batches(self, todo: list[_Item]) -> Iterator[list[_Item]]:
+        """``todo`` in batches: the CPU's size until the models are loaded on a GPU, then its."""
+        rest = iter(todo)
+        while True:
+            size = self.config.gpu_batch_size if self._on_gpu else self.config.batch_size
+            batch = list(islice(rest, max(1, size)))
+            if not batch:
+                return
+            yield batch
 
     def _finish_next(self, pending: deque[_Batch], summary: ScanSummary, bar: tqdm) -> None:
         batch = pending.popleft()
@@ -294,20 +320,34 @@ class Scanner:
         to_decode = list(first.values())
         if to_decode:
             self._start_warm_up()
-        return _Batch(items, to_decode, [pool.submit(_decode, item) for item in to_decode])
+        # JPEGs go to the GPU decoder once the models run there; until then (and for every
+        # other format) the pool decodes with Pillow.
+        gpu = self._gpu_jpeg is not None and self._models_ready()
+
+        def step(item: _Item) -> Callable[[_Item], None]:
+            on_gpu = gpu and item.found.path.suffix.lower() in JPEG_SUFFIXES
+            return _read_jpeg if on_gpu else _decode
+
+        return _Batch(items, to_decode, [pool.submit(step(item), item) for item in to_decode])
 
     def _finish(self, pending: _Batch, summary: ScanSummary) -> None:
         """Run the models on a prepared batch, write its sidecars, then commit it."""
         for future in pending.decoding:
             future.result()
         batch, to_decode = pending.items, pending.to_decode
+        self._decode_on_gpu([item for item in to_decode if item.jpeg is not None])
         decoded = [item for item in to_decode if item.image is not None]
         analyses: list[Analysis] = []
         if decoded:
-            analyses = self.analyzer.analyze(
-                [item.sha256 for item in decoded],  # type: ignore[misc]
-                [item.image for item in decoded],  # type: ignore[misc]
-            )
+            from photobatch.captioner import CheckpointError
+
+            try:
+                analyses = self.analyzer.analyze(
+                    [item.sha256 for item in decoded],  # type: ignore[misc]
+                    [item.image for item in decoded],  # type: ignore[misc]
+                )
+            except CheckpointError as exc:  # the models cannot run: no photo can be analysed
+                raise ScanError(str(exc)) from exc
             summary.analyzed += len(analyses)
         failed = {item.sha256: item.error for item in to_decode if item.error}
         for item in batch:
@@ -329,6 +369,21 @@ class Scanner:
             summary.missing += status == "missing"
             rows.append((item.found, item.metadata, item.sha256, status, item.error))
         self.index.write_batch(rows, analyses)
+
+    def _decode_on_gpu(self, items: list[_Item]) -> None:
+        """Decode JPEGs read for the GPU there; what nvJPEG cannot decode goes through Pillow."""
+        if not items:
+            return
+        assert self._gpu_jpeg is not None
+        orientations = [(item.metadata or PhotoMetadata()).orientation for item in items]
+        blobs = [item.jpeg for item in items if item.jpeg is not None]
+        images = self._gpu_jpeg.decode(blobs, orientations)
+        for item, image in zip(items, images, strict=True):
+            item.jpeg = None
+            if image is None:
+                _decode(item)
+            else:
+                item.image = image
 
     def _write_sidecars(
         self, batch: list[_Item], fresh: dict[str, Analysis], summary: ScanSummary
@@ -377,6 +432,15 @@ def _decode(item: _Item) -> None:
         item.error = str(exc)
     except OSError as exc:
         item.error = read_problem(item.found.path, exc)
+
+
+def _read_jpeg(item: _Item) -> None:
+    """Read a JPEG for the GPU decoder (runs in the pool); odd ones are decoded by Pillow."""
+    from photobatch.gpu_decoding import read_jpeg
+
+    item.jpeg = read_jpeg(item.found.path)
+    if item.jpeg is None:
+        _decode(item)
 
 
 def _is_below(path: str, roots: list[Path]) -> bool:

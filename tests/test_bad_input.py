@@ -19,6 +19,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+import torch
 from dng import write_dng
 from PIL import Image
 
@@ -239,6 +240,8 @@ def test_unreadable_folder_link_loop_does_not_trap_the_walk(scanned: dict) -> No
 
 class StandIn:
     """The models' place in the in-process tests: a fixed, valid result for any photo."""
+
+    device = torch.device("cpu")
 
     def load(self) -> None:
         """Nothing to load; the scan calls this from its warm-up thread."""
