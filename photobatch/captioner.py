@@ -46,13 +46,22 @@ def save_checkpoint(
     tmp.replace(path)
 
 
+class CheckpointError(ValueError):
+    """A captioner checkpoint that cannot be used; the message names the file and why."""
+
+
 def load_checkpoint(
     path: Path, device: str | torch.device = "cpu"
 ) -> tuple[ShowAttendTell, Vocabulary, dict[str, Any]]:
     """Rebuild the model (float32, eval mode) and vocabulary from a checkpoint."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # missing, truncated, or not a torch file: all unusable alike
+        raise CheckpointError(
+            f"{path}: cannot read this captioner checkpoint ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(
             f"{path}: not a photobatch captioner checkpoint (format {CHECKPOINT_FORMAT})"
         )
     model = ShowAttendTell(SATConfig(**payload["config"]))

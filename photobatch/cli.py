@@ -268,11 +268,12 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
         raise click.ClickException(f"{photo}: not in the index {obj.config.index} (scan it first)")
     if attention is not None:
         from photobatch.attention_figure import explain_photo
+        from photobatch.captioner import CheckpointError
         from photobatch.imaging import ImageError
 
         try:
             explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
-        except ImageError as exc:
+        except (ImageError, CheckpointError) as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"attention figure: {attention}", err=True)
     info: dict[str, Any] = {
@@ -493,18 +494,22 @@ def evaluate_captioner(
     Captions one split with the beam settings a scan uses and scores them against the human
     captions with the pycocoevalcap scorers.
     """
+    from photobatch.captioner import CheckpointError
     from photobatch.evaluation import evaluate_captioner, format_scores
 
-    scores = evaluate_captioner(
-        captions,
-        images,
-        splits,
-        model=model or obj.config.captioner.model,
-        split=split,
-        device=device,
-        cache_dir=cache,
-        config=obj.config.captioner,
-    )
+    try:
+        scores = evaluate_captioner(
+            captions,
+            images,
+            splits,
+            model=model or obj.config.captioner.model,
+            split=split,
+            device=device,
+            cache_dir=cache,
+            config=obj.config.captioner,
+        )
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(format_scores(scores))
 
 

@@ -145,3 +145,22 @@ def test_show_attention_of_a_photo_not_in_the_index_is_a_clear_error(tmp_path: P
     result = CliRunner().invoke(cli, ["--index", str(tmp_path / "i.db"), *args])
     assert result.exit_code != 0
     assert "not in the index" in result.output
+
+
+def test_a_damaged_captioner_model_stops_the_scan_with_a_clear_error(
+    shared: Path, tmp_path: Path
+) -> None:
+    library = tmp_path / "library"
+    library.mkdir()
+    shutil.copyfile(shared / "data" / "flickr8k" / "images" / DOG_PHOTO, library / "dog.jpg")
+    damaged = tmp_path / "captioner.pt"
+    damaged.write_bytes(b"PK\x03\x04 half of a checkpoint")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"captioner:\n  model: {damaged}\n")
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(config), "--index", str(tmp_path / "i.db"), "scan", str(library)],
+    )
+    assert result.exit_code == 1
+    assert f"{damaged}: cannot read this captioner checkpoint" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
