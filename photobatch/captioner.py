@@ -121,7 +121,14 @@ class Captioner:
             dtype=torch.bfloat16,
             enabled=self.device.type == "cuda",
         ):
-            hyps = beam_search(self.model, feats, self.vocab.start, self.vocab.end, self.options)
+            hyps = beam_search(
+                self.model,
+                feats,
+                self.vocab.start,
+                self.vocab.end,
+                self.options,
+                banned=self.vocab.non_words,
+            )
         results = []
         for hyp in hyps:
             # Special tokens (<unk>) are dropped from the text, and their attention rows with them.

@@ -96,6 +96,11 @@ class Vocabulary:
         self.index = {word: i for i, word in enumerate(self.words)}
         self.pad, self.start, self.end, self.unk = (self.index[s] for s in SPECIALS)
 
+    @property
+    def non_words(self) -> tuple[int, ...]:
+        """Ids a caption must never contain: ``<pad>``, ``<start>`` and ``<unk>``."""
+        return (self.pad, self.start, self.unk)
+
     @classmethod
     def build(cls, sentences: Iterable[list[str]], min_count: int = 5) -> Vocabulary:
         """Keep words seen at least ``min_count`` times, most frequent first (ties by spelling)."""

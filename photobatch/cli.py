@@ -42,6 +42,7 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
 @click.group()
@@ -74,7 +75,7 @@ def cli(ctx: click.Context, config_path: Path | None, index_path: Path | None) -
 @click.option("--no-sidecars", is_flag=True, help="Update the index only; write no sidecars.")
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=DEVICE,
     help="Where the models run (default from config: auto = CUDA when present).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
@@ -122,7 +123,7 @@ def scan(
 @click.option("--no-sidecars", is_flag=True, help="Update the index only; write no sidecars.")
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=DEVICE,
     help="Where the models run (default from config: auto = CUDA when present).",
 )
 @pass_context
@@ -305,7 +306,7 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
 @click.argument("exports", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=DEVICE,
     help="Where the encoder runs (default from config).",
 )
 @pass_context
@@ -355,9 +356,6 @@ def build_prior(harrison: Path, output: Path) -> None:
     from photobatch.prior import main_build
 
     click.echo(main_build(harrison, output))
-
-
-DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
 def caption_data(command: Callable[..., None]) -> Callable[..., None]:
@@ -516,7 +514,7 @@ def evaluate_captioner(
 @evaluate.command("personalizer")
 @click.option(
     "--device",
-    type=click.Choice(["auto", "cpu", "cuda"]),
+    type=DEVICE,
     help="Where the models run (default from config).",
 )
 @click.option(
@@ -585,9 +583,7 @@ def evaluate_personalizer(
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Photos to upscale (default: ../shared/data/flickr8k/images beside a checkout).",
 )
-@click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), help="Where the scan's models run."
-)
+@click.option("--device", type=DEVICE, help="Where the scan's models run.")
 @click.option("--profile", is_flag=True, help="Also profile one scan and print where time goes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context

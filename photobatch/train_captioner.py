@@ -114,7 +114,7 @@ def decode_split(
     for lo in range(0, len(features), batch_size):
         batch = torch.from_numpy(np.array(features[lo : lo + batch_size])).to(device).float()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            hyps = beam_search(model, batch, vocab.start, vocab.end, options)
+            hyps = beam_search(model, batch, vocab.start, vocab.end, options, vocab.non_words)
         texts.extend(" ".join(vocab.decode(h.tokens)) for h in hyps)
     return texts
 

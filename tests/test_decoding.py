@@ -102,3 +102,16 @@ def test_end_is_forbidden_before_min_length() -> None:
     assert (short[:, END] == float("-inf")).all()
     long_enough = _constrain(logp, torch.tensor([[5, 6, 7]] * 2), END, DecodeOptions(min_length=3))
     assert torch.isfinite(long_enough[:, END]).all()
+
+
+@pytest.mark.parametrize("search", [greedy, beam_search])
+def test_banned_tokens_are_never_emitted_even_when_the_model_prefers_them(search) -> None:
+    model, feats = make_model(), maps(6)
+    options = DecodeOptions(beam_size=3, max_length=12, min_length=2)
+    unk = 3
+    with torch.no_grad():
+        model.output.bias[unk] = 50.0  # <unk> now wins every step it is allowed
+    assert all(unk in h.tokens for h in search(model, feats, START, END, options))
+    for hyp in search(model, feats, START, END, options, banned=(0, START, unk)):
+        assert not {0, START, unk} & set(hyp.tokens)
+        assert hyp.tokens  # still a caption, made of real words

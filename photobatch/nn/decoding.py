@@ -11,6 +11,7 @@ integer division, never float.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -39,12 +40,17 @@ class DecodeOptions:
     block_trigrams: bool = True
 
 
-def _constrain(logp: Tensor, history: Tensor, end: int, options: DecodeOptions) -> Tensor:
-    """Forbid ``<end>`` before ``min_length`` words and any word that would repeat a trigram.
+def _constrain(
+    logp: Tensor, history: Tensor, end: int, options: DecodeOptions, banned: Sequence[int] = ()
+) -> Tensor:
+    """Forbid ``<end>`` before ``min_length`` words, any word that would repeat a trigram, and
+    the ``banned`` ids (tokens that are not words: ``<pad>``, ``<start>``, ``<unk>``).
 
     ``history`` ``(B, t)`` holds the words emitted so far (no ``<start>``).
     """
     logp = logp.clone()
+    if banned:
+        logp[:, list(banned)] = float("-inf")
     t = history.shape[1]
     if t < max(options.min_length, 1):
         logp[:, end] = float("-inf")
@@ -67,6 +73,7 @@ def greedy(
     start: int,
     end: int,
     options: DecodeOptions = DecodeOptions(),
+    banned: Sequence[int] = (),
 ) -> list[Hypothesis]:
     """Most likely word at every step, for the whole batch at once."""
     n = feature_map.shape[0]
@@ -81,7 +88,7 @@ def greedy(
     lengths = torch.full((n,), options.max_length, dtype=torch.long)
     for t in range(options.max_length):
         logp, state, alpha = model.step(words, state)
-        logp = _constrain(logp, history, end, options)
+        logp = _constrain(logp, history, end, options, banned)
         best, words = logp.max(dim=1)
         score = torch.where(done, score, score + best)
         finished_now = (words == end) & ~done
@@ -110,6 +117,7 @@ def beam_search(
     start: int,
     end: int,
     options: DecodeOptions = DecodeOptions(),
+    banned: Sequence[int] = (),
 ) -> list[Hypothesis]:
     """Beam search over all photos' beams as one batch of ``N * beam_size`` sequences.
 
@@ -140,7 +148,7 @@ def beam_search(
 
     for t in range(options.max_length):
         logp, state, alpha = model.step(words, state)
-        logp = _constrain(logp, history, end, options)
+        logp = _constrain(logp, history, end, options, banned)
         vocab = logp.shape[1]
         total = (scores.unsqueeze(2) + logp.view(n, k, vocab)).view(n, k * vocab)
         top_scores, top_ids = total.topk(min(2 * k, k * vocab), dim=1)
