@@ -141,3 +141,76 @@ def test_a_vanished_root_is_not_a_deleted_library(tmp_path: Path) -> None:
     os.rmdir(root)  # the drive is unmounted: everything below it "disappears"
     w._flush()
     assert recorder.updates == []
+
+
+class _Models:
+    """Stand-in models: the fallback under test is the watcher's, not the models'."""
+
+    import torch
+
+    device = torch.device("cpu")
+
+    def load(self) -> None:
+        """Nothing to load."""
+
+    def analyze(self, hashes: list[str], images: list[object]) -> list:
+        from photobatch.records import Analysis
+
+        return [Analysis(h, ["dog"], "a dog", ["dog", "pets", "cute"]) for h in hashes]
+
+
+def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import errno
+    import shutil
+    import threading
+
+    from watchdog.observers.polling import PollingObserver
+
+    from photobatch import watcher as watching
+    from photobatch.config import load_config
+    from photobatch.index import Index
+    from photobatch.pipeline import Scanner
+
+    class FullInotify(watching.Observer):  # type: ignore[misc,valid-type]
+        def schedule(self, *args: object, **kwargs: object) -> object:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+
+    monkeypatch.setattr(watching, "Observer", FullInotify)
+    library = tmp_path / "photos"
+    library.mkdir()
+    config = load_config(None, index=tmp_path / "index.db")
+    index = Index(config.index)
+    scanner = Scanner(config, index, sidecars=False, progress=False, analyzer_factory=_Models)
+    watch = Watcher(scanner, [library], settle=0.3)
+    problems: list[BaseException] = []
+
+    def copy_a_photo_then_stop() -> None:
+        # The index belongs to the thread that runs the watcher; this one reads it with sqlite3.
+        try:
+            wait_for(lambda: watch.observer is not None, timeout=30, what="the observer")
+            photo = next((shared / "data" / "flickr8k" / "images").glob("*.jpg"))
+            shutil.copyfile(photo, library / "new.jpg")
+            wait_for(
+                lambda: (
+                    rows(config.index, "SELECT count(*) FROM photos WHERE status = 'ok'") == [(1,)]
+                ),
+                timeout=60,
+                what="the new photo, seen by polling",
+            )
+        except BaseException as exc:
+            problems.append(exc)
+        finally:
+            watch.stop()
+
+    helper = threading.Thread(target=copy_a_photo_then_stop)
+    with caplog.at_level("WARNING", logger=watching.log.name):
+        helper.start()
+        watch.run(tick=0.1)
+        helper.join(timeout=30)
+    assert not problems, problems
+    assert isinstance(watch.observer, PollingObserver)
+    assert "falling back to polling" in caplog.text
+    assert [Path(r["path"]).name for r in index.export_rows()] == ["new.jpg"]
+    index.close()
