@@ -3,7 +3,8 @@
 Data flows one way. Work happens in batches: hashing, EXIF and decoding in a thread pool (Pillow,
 hashlib and file reads release the GIL), the models once per batch, one index transaction per
 batch. A photo whose content is already analysed (unchanged, moved, renamed, copied) never reaches
-the models, and torch is imported only when some photo does.
+the models, and torch is imported only when some photo does. When the models run on CUDA, the
+pool only reads JPEGs and the GPU decodes them (``photobatch.gpu_decoding``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
 
 # Files the GPU decoder may take (it checks their headers); the names are matched like discovery.
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
-
-
 # Batches decoded ahead while the models load (32 photos of 224x224 float32 are 19 MB).
 LOAD_AHEAD = 4
 
