@@ -418,7 +418,17 @@ def train_personalizer(obj: Context) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where the best model goes (default: captioner.pt in photobatch's data folder).",
 )
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Fine-tune: start from this checkpoint's weights (same captions' vocabulary and sizes).",
+)
 @click.option("--max-epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
+@click.option(
+    "--images-per-epoch",
+    type=click.IntRange(min=0),
+    help="Random train photos per epoch (default 1200; 0: all of them, every epoch).",
+)
 @click.option("--hidden-dim", type=click.IntRange(min=8), help="LSTM size (default 256).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam's learning rate.")
 @click.option("--seed", type=int, help="Random seed (default 0).")
@@ -440,21 +450,29 @@ def train_captioner(
     Encoder features are computed once and cached; an interrupted run resumes where it stopped.
     The defaults reproduce the model shipped in models/ (see models/CAPTIONER.md).
     """
+    from photobatch.captioner import CheckpointError
     from photobatch.evaluation import format_scores
     from photobatch.train_captioner import TrainConfig, train_captioner
 
     changed = {key: value for key, value in overrides.items() if value is not None}
+    if changed.get("images_per_epoch") == 0:
+        changed["images_per_epoch"] = None
+    if "init" in changed:
+        changed["init"] = str(changed["init"].absolute())
     out = output or obj.config.data_dir / "captioner.pt"
-    summary = train_captioner(
-        captions,
-        images,
-        splits,
-        out,
-        config=TrainConfig(**changed),
-        device=device,
-        cache_dir=cache,
-        resume=not restart,
-    )
+    try:
+        summary = train_captioner(
+            captions,
+            images,
+            splits,
+            out,
+            config=TrainConfig(**changed),
+            device=device,
+            cache_dir=cache,
+            resume=not restart,
+        )
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(
         f"best epoch {summary.best_epoch} of {summary.epochs_run} "
         f"({summary.train_images} train, {summary.val_images} val photos, "

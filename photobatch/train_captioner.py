@@ -56,6 +56,7 @@ class TrainConfig:
     max_caption_words: int = 30  # longer training captions are skipped
     seed: int = 0
     val_beam: DecodeOptions = field(default_factory=lambda: DecodeOptions(beam_size=1))
+    init: str | None = None  # a checkpoint to start from (fine-tuning): same vocabulary and sizes
 
 
 @dataclass
@@ -169,6 +170,8 @@ def train_captioner(
             dropout=cfg.dropout,
         )
     ).to(dev)
+    if cfg.init is not None:
+        _start_from(model, vocab, Path(cfg.init))
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     loss_fn = nn.CrossEntropyLoss(ignore_index=vocab.pad, label_smoothing=cfg.label_smoothing)
     shuffler = torch.Generator().manual_seed(cfg.seed)
@@ -297,6 +300,24 @@ def train_epoch(
         total += ce.detach()  # summed on the device: no sync per step
         steps += 1
     return float(total) / max(steps, 1)
+
+
+def _start_from(model: ShowAttendTell, vocab: Vocabulary, checkpoint: Path) -> None:
+    """Copy a checkpoint's weights into ``model``: it must share its vocabulary and sizes."""
+    from photobatch.captioner import CheckpointError, load_checkpoint
+
+    start, start_vocab, _ = load_checkpoint(checkpoint)
+    if start_vocab.words != vocab.words:
+        raise CheckpointError(
+            f"{checkpoint}: trained with another vocabulary ({len(start_vocab)} words, these "
+            f"captions give {len(vocab)}); fine-tune on the captions it was trained on"
+        )
+    if start.config != model.config:
+        raise CheckpointError(
+            f"{checkpoint}: its sizes {start.config.to_dict()} differ from the ones asked for "
+            f"{model.config.to_dict()}"
+        )
+    model.load_state_dict(start.state_dict())
 
 
 def _plain(cfg: TrainConfig) -> dict[str, Any]:

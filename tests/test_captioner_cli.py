@@ -79,6 +79,19 @@ def test_train_resume_and_evaluate_a_captioner(shared: Path, tmp_path: Path) -> 
     assert {"BLEU-1", "BLEU-4", "ROUGE-L", "CIDEr"} <= set(evaluated)
     assert all(0.0 <= v <= 10.0 and math.isfinite(v) for v in evaluated.values())
 
+    # Fine-tuning starts from the given weights: with a vanishing learning rate they stay.
+    tuned = tmp_path / "tuned" / "captioner.pt"
+    fine_tune = ["train", "captioner", *data, "--init", str(model), "--hidden-dim", "32"]
+    invoke(tmp_path, *fine_tune, "--output", str(tuned), "--max-epochs", "1", "--lr", "1e-12")
+    before, after = payload["state_dict"], torch.load(tuned, weights_only=True)["state_dict"]
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    mismatch = CliRunner().invoke(
+        cli,
+        ["--index", str(tmp_path / "index.db"), *fine_tune[:-1], "64", "-o", str(tmp_path / "x")],
+    )
+    assert mismatch.exit_code == 1
+    assert f"{model}: its sizes" in mismatch.output
+
 
 def test_shipped_captioner_is_sensible_on_val_photos(shared: Path, tmp_path: Path) -> None:
     """100 val photos are a noisy sample of the model card's 1,000, but far above chance."""
