@@ -118,3 +118,24 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA is not available"):
             resolve_device("cuda")
+
+
+def test_exported_graph_is_cached_and_a_damaged_one_is_exported_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dog_batch: torch.Tensor
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    folder = tmp_path / "photobatch"
+    folder.mkdir()
+    stale = folder / "efficientnet-lite0-0123456789abcdef.onnx"  # from an older photobatch
+    stale.write_bytes(b"old graph")
+    first = ImageEncoder("cpu")
+    first.load()
+    (graph,) = folder.glob("*.onnx")
+    assert graph != stale and graph.stat().st_size > 1_000_000
+    expected = first.encode(dog_batch).feature_map
+
+    graph.write_bytes(b"damaged")
+    second = ImageEncoder("cpu")
+    second.load()
+    torch.testing.assert_close(second.encode(dog_batch).feature_map, expected)
+    assert graph.stat().st_size > 1_000_000  # written anew, not left damaged

@@ -188,6 +188,9 @@ def _onnx_session(model: EfficientNetLite0, threads: int) -> Any:
         partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
         partial.write_bytes(graph)
         partial.replace(cached)
+        for older in cached.parent.glob("efficientnet-lite0-*.onnx"):
+            if older != cached:  # graphs of an earlier photobatch or torch: never read again
+                older.unlink(missing_ok=True)
     except OSError:
         pass  # an unwritable cache only costs the export again next time
     return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
