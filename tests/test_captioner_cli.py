@@ -94,7 +94,8 @@ def test_train_resume_and_evaluate_a_captioner(shared: Path, tmp_path: Path) -> 
 
 
 def test_shipped_captioner_is_sensible_on_val_photos(shared: Path, tmp_path: Path) -> None:
-    """100 val photos are a noisy sample of the model card's 1,000, but far above chance."""
+    """100 val photos are a noisy sample of the model card's 1,000 (the shipped model: BLEU-1
+    0.58, CIDEr 0.50 on these), but far above what a broken model scores (CIDEr near 0)."""
     captions, splits = flickr_subset(shared, tmp_path, train=0, val=100)
     images = shared / "data" / "flickr8k" / "images"
     output = invoke(
@@ -105,8 +106,8 @@ def test_shipped_captioner_is_sensible_on_val_photos(shared: Path, tmp_path: Pat
         *["--cache", str(tmp_path / "cache"), "--device", "cpu"],
     )
     evaluated = scores(output)
-    assert evaluated["BLEU-1"] > 0.45, output
-    assert evaluated["CIDEr"] > 0.2, output
+    assert evaluated["BLEU-1"] > 0.5, output
+    assert evaluated["CIDEr"] > 0.3, output
 
 
 @pytest.mark.parametrize("size", [1, 3, 4, 5, 6, 12])
