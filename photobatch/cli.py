@@ -547,9 +547,29 @@ def evaluate_captioner(
     type=click.Path(file_okay=False, path_type=Path),
     help="With --benchmark: where photo embeddings are cached (default: beside the index).",
 )
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="With --benchmark: how many benchmark users (the holdout user comes on top).",
+)
+@click.option(
+    "--posts",
+    "posts_per_user",
+    type=click.IntRange(min=10),
+    default=250,
+    show_default=True,
+    help="With --benchmark: posts per user.",
+)
 @pass_context
 def evaluate_personalizer(
-    obj: Context, device: str | None, shared: Path | None, cache: Path | None
+    obj: Context,
+    device: str | None,
+    shared: Path | None,
+    cache: Path | None,
+    users: int,
+    posts_per_user: int,
 ) -> None:
     """P/R/F1@K of personal hashtags against baselines, on your latest 20% of posts.
 
@@ -561,7 +581,8 @@ def evaluate_personalizer(
     from photobatch.personal_benchmark import evaluate_personalizer, run_benchmark
 
     if shared is not None:
-        click.echo(run_benchmark(shared, cache or obj.config.data_dir / "benchmark-cache"))
+        cache = cache or obj.config.data_dir / "benchmark-cache"
+        click.echo(run_benchmark(shared, cache, n_users=users, posts_per_user=posts_per_user))
         return
 
     with obj.index() as index:

@@ -110,6 +110,7 @@ def test_benchmark_table_runs(shared: Path, tmp_path: Path) -> None:
 
     table = run_benchmark(shared, tmp_path, n_users=1, posts_per_user=60)
     assert "CSMN (personalized) + rerank" in table
+    assert "all posts, hashtags and post text: personalizer: 60 posts" in table.splitlines()[-1]
 
 
 def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
