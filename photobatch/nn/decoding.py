@@ -141,16 +141,20 @@ def beam_search(
     scores = torch.full((n, k), float("-inf"), device=device)
     scores[:, 0] = 0.0
     finished: list[list[Hypothesis]] = [[] for _ in range(n)]
-    base = (torch.arange(n, device=device) * k).unsqueeze(1)
+    # The photos still searched, in row order: photo photos[i] owns rows i*k .. i*k+k-1. A done
+    # photo leaves the batch, so the last steps run on the few long captions only.
+    photos = list(range(n))
 
     def norm(length: int) -> float:
         return float(max(length, 1)) ** options.length_penalty
 
     for t in range(options.max_length):
+        m = len(photos)
+        base = (torch.arange(m, device=device) * k).unsqueeze(1)
         logp, state, alpha = model.step(words, state)
         logp = _constrain(logp, history, end, options, banned)
         vocab = logp.shape[1]
-        total = (scores.unsqueeze(2) + logp.view(n, k, vocab)).view(n, k * vocab)
+        total = (scores.unsqueeze(2) + logp.view(m, k, vocab)).view(m, k * vocab)
         top_scores, top_ids = total.topk(min(2 * k, k * vocab), dim=1)
         beam_ids = torch.div(top_ids, vocab, rounding_mode="floor")
         word_ids = top_ids % vocab
@@ -161,15 +165,17 @@ def beam_search(
         ends = (word_ids == end) & torch.isfinite(top_scores)
         ends[:, k:] = False
         for i, j in ends.nonzero().tolist():
-            row = int(base[i, 0] + beam_ids[i, j])
-            finished[i].append(
+            row = i * k + int(beam_ids[i, j])
+            hyps = finished[photos[i]]
+            hyps.append(
                 Hypothesis(
                     tokens=[int(w) for w in history[row].tolist()],
                     attention=attention[row, :t].cpu(),
                     score=float(top_scores[i, j]) / norm(t),
                 )
             )
-            finished[i] = sorted(finished[i], key=lambda h: -h.score)[:k]
+            hyps.sort(key=lambda h: -h.score)
+            del hyps[k:]
         # An <end> never continues as a live word (at most k of the 2k candidates are <end>).
         live_scores = top_scores.masked_fill(word_ids == end, float("-inf"))
         scores, pick = live_scores.topk(k, dim=1)
@@ -177,29 +183,35 @@ def beam_search(
         words = word_ids.gather(1, pick).view(-1)
         history = torch.cat([history[rows], words.unsqueeze(1)], dim=1)
         attention = attention[rows]
-        state = state.select(rows)
+        state = state.reorder(rows)
         # Done: k finished captions, and no live beam (normalized at its current length) beats
         # the worst of them. Stopping at the first k finished would let weak beams that end
         # early crowd out the strong beam that is still going.
         best_live = (scores.max(dim=1).values / norm(t + 1)).tolist()
-        done_rows = torch.tensor(
-            [len(f) >= k and best_live[i] <= f[-1].score for i, f in enumerate(finished)],
-            device=device,
-        )
-        scores = scores.masked_fill(done_rows.unsqueeze(1), float("-inf"))
-        if bool(done_rows.all()):
+        going = [
+            i
+            for i, photo in enumerate(photos)
+            if len(finished[photo]) < k or best_live[i] > finished[photo][-1].score
+        ]
+        if not going:
             break
+        if len(going) < m:
+            photos = [photos[i] for i in going]
+            kept = torch.tensor(going, device=device)
+            keep_rows = (kept.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
+            words, history = words[keep_rows], history[keep_rows]
+            attention, state, scores = attention[keep_rows], state.select(keep_rows), scores[kept]
 
     history_cpu, attention_cpu, scores_cpu = history.cpu(), attention.cpu(), scores.cpu()
     length = history_cpu.shape[1]
-    for i in range(n):
-        if finished[i]:
+    for i, photo in enumerate(photos):
+        if finished[photo]:
             continue
         # No beam finished in time: the live beams, cut at max_length, are the answer (all k
         # of them, so the list is never empty even if every score is -inf).
         for j in range(k):
             row = i * k + j
-            finished[i].append(
+            finished[photo].append(
                 Hypothesis(
                     tokens=[int(w) for w in history_cpu[row].tolist()],
                     attention=attention_cpu[row],

@@ -71,6 +71,11 @@ class DecoderState:
         """Rows picked by ``index`` (beam search reorders and repeats sequences)."""
         return DecoderState(self.h[index], self.c[index], self.feats[index], self.projected[index])
 
+    def reorder(self, index: Tensor) -> DecoderState:
+        """Like ``select`` for an ``index`` that maps every row to a row of the same photo (beams
+        swapping places): the regions are then unchanged, so only the LSTM state is gathered."""
+        return DecoderState(self.h[index], self.c[index], self.feats, self.projected)
+
 
 class ShowAttendTell(nn.Module):
     """The soft-attention LSTM captioner."""
