@@ -49,7 +49,7 @@ class SidecarConfig:
 @dataclass(frozen=True)
 class CaptionerConfig:
     model: Path | None = None  # None: the model shipped in models/
-    beam_size: int = 3
+    beam_size: int = 5
     max_length: int = 20
     min_length: int = 3
     length_penalty: float = 0.7

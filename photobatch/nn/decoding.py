@@ -33,7 +33,7 @@ class Hypothesis:
 class DecodeOptions:
     """Search settings; the defaults mirror ``CaptionerConfig``."""
 
-    beam_size: int = 3
+    beam_size: int = 5
     max_length: int = 20
     min_length: int = 3
     length_penalty: float = 0.7
