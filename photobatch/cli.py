@@ -639,8 +639,8 @@ def bench(
     """Measure scan throughput against a plain decode, peak memory, and a no-op rescan.
 
     Generates realistic 12 MP JPEGs (upscaled shared photos with grain and camera EXIF), times a
-    full Pillow decode of them and an end-to-end `photobatch scan` in a child process, then the
-    rescan of a large unchanged library. Prints a Markdown table row for the README.
+    full Pillow decode of them before and after an end-to-end `photobatch scan` in a child
+    process (the reference is their mean), then the rescan of a large unchanged library. Prints a Markdown table row for the README.
     """
     from photobatch.benchmark import (
         DEFAULT_SOURCE,
