@@ -640,7 +640,8 @@ def bench(
 
     Generates realistic 12 MP JPEGs (upscaled shared photos with grain and camera EXIF), times a
     full Pillow decode of them before and after an end-to-end `photobatch scan` in a child
-    process (the reference is their mean), then the rescan of a large unchanged library. Prints a Markdown table row for the README.
+    process (the reference is their mean), then the rescan of a large unchanged library. Prints
+    a Markdown table row for the README.
     """
     from photobatch.benchmark import (
         DEFAULT_SOURCE,
