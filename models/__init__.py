@@ -1,4 +1,4 @@
-"""Model files shipped with photobatch, installed as the package ``photobatch_models``.
+"""Model files shipped with photobatch, installed as the package ``photobatch.weights``.
 
 Each model has a card (``*.md``) beside it saying what it was trained on and how to rebuild it.
 """

@@ -23,10 +23,10 @@ import torch
 from dng import write_dng
 from PIL import Image
 
-from photobatch.config import load_config
-from photobatch.index import Index
-from photobatch.pipeline import Scanner
-from photobatch.records import Analysis
+from photobatch.core.config import load_config
+from photobatch.core.records import Analysis
+from photobatch.library.index import Index
+from photobatch.scan.pipeline import Scanner
 
 BILLION_LAUGHS = b"""<?xml version="1.0"?>
 <!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">
@@ -259,7 +259,7 @@ def scanner(tmp_path: Path) -> tuple[Scanner, Index]:
 def test_file_vanishing_mid_scan_ends_missing_not_error(
     tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photobatch import pipeline
+    from photobatch.scan import pipeline
 
     root = tmp_path / "photos"
     root.mkdir()
@@ -285,7 +285,7 @@ def test_file_vanishing_mid_scan_ends_missing_not_error(
 def test_disk_full_while_writing_a_sidecar_keeps_the_old_one(
     tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photobatch import sidecars
+    from photobatch.library import sidecars
 
     root = tmp_path / "photos"
     root.mkdir()

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image, JpegImagePlugin
 
-from photobatch.benchmark import (
+from photobatch.library.metadata import read_metadata
+from photobatch.research.bench import (
     TABLE_COLUMNS,
     BenchResult,
     ChildRun,
@@ -25,7 +26,6 @@ from photobatch.benchmark import (
     measure_noop_rescan,
     upscale,
 )
-from photobatch.metadata import read_metadata
 
 SIZE = (320, 240)
 SOURCE_NAME = "1000268201_693b08cb0e.jpg"

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from photobatch.cli import cli
-from photobatch.evaluation import METRICS
+from photobatch.research.evaluation import METRICS
 
 DOG_PHOTO = "1026685415_0431cbf574.jpg"  # a val photo whose five captions all say "dog"
 
@@ -112,8 +112,8 @@ def test_shipped_captioner_is_sensible_on_val_photos(shared: Path, tmp_path: Pat
 
 @pytest.mark.parametrize("size", [1, 3, 4, 5, 6, 12])
 def test_attention_sheet_holds_the_photo_and_one_panel_per_word(size: int, tmp_path: Path) -> None:
-    from photobatch.attention_figure import COLUMNS, LABEL, PANEL, render_attention
-    from photobatch.captioner import CaptionResult
+    from photobatch.models.attention import COLUMNS, LABEL, PANEL, render_attention
+    from photobatch.models.captioner import CaptionResult
 
     photo = tmp_path / "photo.jpg"
     Image.new("RGB", (320, 240), (40, 120, 200)).save(photo)
@@ -128,7 +128,7 @@ def test_attention_sheet_holds_the_photo_and_one_panel_per_word(size: int, tmp_p
 
 
 def test_show_draws_the_attention_of_the_indexed_caption(shared: Path, tmp_path: Path) -> None:
-    from photobatch.attention_figure import COLUMNS, LABEL, PANEL
+    from photobatch.models.attention import COLUMNS, LABEL, PANEL
 
     library = tmp_path / "library"
     library.mkdir()

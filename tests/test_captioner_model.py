@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from photobatch.captioner import Captioner, load_checkpoint, save_checkpoint
-from photobatch.captions import Vocabulary, read_captions, read_splits, tokenize
-from photobatch.config import CaptionerConfig
-from photobatch.nn.decoding import DecodeOptions, greedy
-from photobatch.nn.sat import SATConfig, ShowAttendTell, attention_penalty, regions
+from photobatch.core.config import CaptionerConfig
+from photobatch.models.captioner import Captioner, load_checkpoint, save_checkpoint
+from photobatch.models.captions import Vocabulary, read_captions, read_splits, tokenize
+from photobatch.models.nn.decoding import DecodeOptions, greedy
+from photobatch.models.nn.sat import SATConfig, ShowAttendTell, attention_penalty, regions
 
 TINY = SATConfig(vocab_size=30, encoder_dim=16, embed_dim=8, hidden_dim=12, attention_dim=10)
 
@@ -158,8 +158,8 @@ def _first_train_photos(shared: Path, n: int) -> tuple[list[str], dict[str, list
 def test_tiny_model_overfits_a_few_photos_and_reproduces_their_captions(
     shared: Path, tmp_path: Path
 ) -> None:
-    from photobatch.feature_cache import encode_images
-    from photobatch.train_captioner import TrainConfig, train_epoch
+    from photobatch.training.captioner import TrainConfig, train_epoch
+    from photobatch.training.features import encode_images
 
     names, captions = _first_train_photos(shared, 8)
     targets = {name: captions[name][0] for name in names}  # one caption each, to memorize
@@ -194,7 +194,7 @@ def test_tiny_model_overfits_a_few_photos_and_reproduces_their_captions(
 
 
 def test_train_captioner_end_to_end_and_resume(shared: Path, tmp_path: Path) -> None:
-    from photobatch.train_captioner import TrainConfig, train_captioner
+    from photobatch.training.captioner import TrainConfig, train_captioner
 
     root = _flickr(shared)
     names, captions = _first_train_photos(shared, 12)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from photobatch.config import Config, ConfigError, load_config
+from photobatch.core.config import Config, ConfigError, load_config
 
 EXAMPLE = Path(__file__).parents[1] / "config.example.yaml"
 

@@ -120,9 +120,9 @@ def test_kill_9_at_any_moment_then_rescan_loses_nothing(shared: Path, tmp_path: 
 
 
 def test_a_killed_runs_temp_sidecar_is_removed_and_nothing_else(tmp_path: Path) -> None:
-    from photobatch.config import load_config
-    from photobatch.records import PhotoRecord
-    from photobatch.sidecars import SidecarSync
+    from photobatch.core.config import load_config
+    from photobatch.core.records import PhotoRecord
+    from photobatch.library.sidecars import SidecarSync
 
     photo = tmp_path / "IMG_0001.jpg"
     Image.new("RGB", (8, 8)).save(photo)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from photobatch.nn.csmn import BOS, CSMN, PAD, CSMNConfig, MemoryCNN
+from photobatch.models.nn.csmn import BOS, CSMN, PAD, CSMNConfig, MemoryCNN
 
 
 def _model() -> CSMN:

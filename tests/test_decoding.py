@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from photobatch.nn.decoding import DecodeOptions, _constrain, beam_search, greedy
-from photobatch.nn.sat import SATConfig, ShowAttendTell
+from photobatch.models.nn.decoding import DecodeOptions, _constrain, beam_search, greedy
+from photobatch.models.nn.sat import SATConfig, ShowAttendTell
 
 START, END = 1, 2
 

@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from photobatch.discovery import sha256_file, walk
+from photobatch.library.discovery import sha256_file, walk
 
 
 def make(path: Path, data: bytes = b"x") -> Path:

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from photobatch.imaging import load_image, to_tensor
-from photobatch.nn.efficientnet import EfficientNetLite0
-from photobatch.nn.encoder import EncoderOutput, ImageEncoder, imagenet_names, resolve_device
+from photobatch.library.imaging import load_image, to_tensor
+from photobatch.models.encoder import EncoderOutput, ImageEncoder, imagenet_names, resolve_device
+from photobatch.models.nn.efficientnet import EfficientNetLite0
 
 DOG_CLASSES = range(151, 269)  # ImageNet-1k: Chihuahua .. Mexican hairless (all dog breeds)
 

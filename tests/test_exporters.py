@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from photobatch_export import CsvExporter, JsonExporter, JsonLinesExporter
+from photobatch.plugins.export import CsvExporter, JsonExporter, JsonLinesExporter
 
-from photobatch.hooks import exporters
+from photobatch.core.hooks import exporters
 
 COLUMNS = ["path", "status", "caption", "hashtags", "lat"]
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from photobatch.discovery import IMAGE_EXTENSIONS
-from photobatch.imaging import ImageError, load_image
-from photobatch.metadata import read_metadata
+from photobatch.library.discovery import IMAGE_EXTENSIONS
+from photobatch.library.imaging import ImageError, load_image
+from photobatch.library.metadata import read_metadata
 
 VARIANTS = 1000
 SEED = 20240611

@@ -12,13 +12,13 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from photobatch import gpu_decoding
-from photobatch.config import load_config
-from photobatch.gpu_decoding import gpu_jpeg_decoder, read_jpeg, squash, upright
-from photobatch.imaging import load_image, to_tensor
-from photobatch.index import Index
-from photobatch.pipeline import Scanner
-from photobatch.records import Analysis
+from photobatch.core.config import load_config
+from photobatch.core.records import Analysis
+from photobatch.library import gpu_decoding
+from photobatch.library.gpu_decoding import gpu_jpeg_decoder, read_jpeg, squash, upright
+from photobatch.library.imaging import load_image, to_tensor
+from photobatch.library.index import Index
+from photobatch.scan.pipeline import Scanner
 
 ORIENTATION_TAG = 0x0112
 
@@ -145,7 +145,7 @@ def test_scan_on_cuda_sends_jpegs_to_the_gpu_decoder_in_large_batches(
 def test_nvjpeg_decodes_like_pillow_and_reports_what_it_cannot(
     shared: Path, tmp_path: Path
 ) -> None:
-    from photobatch.metadata import read_metadata
+    from photobatch.library.metadata import read_metadata
 
     decoder = gpu_jpeg_decoder(torch.device("cuda"))
     assert decoder is not None, "torchvision cannot decode JPEGs on this CUDA device"

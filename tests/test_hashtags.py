@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from photobatch.hashtags import (
+from photobatch.models.hashtags import (
     dedupe,
     fold,
     format_hashtag,
@@ -19,7 +19,7 @@ from photobatch.hashtags import (
     singularize,
     suggest_hashtags,
 )
-from photobatch.prior import HashtagPrior, default_prior
+from photobatch.models.prior import HashtagPrior, default_prior
 
 ASCII_TAG = re.compile(r"^[a-z0-9_]+$")
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from photobatch.imaging import ImageError, load_image, to_tensor
+from photobatch.library.imaging import ImageError, load_image, to_tensor
 
 
 def _exif_samples(shared: Path) -> Path:

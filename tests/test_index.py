@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from photobatch.index import SCHEMA_VERSION, Index, IndexOpenError
-from photobatch.records import Analysis, FoundFile, PhotoMetadata
+from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+from photobatch.library.index import SCHEMA_VERSION, Index, IndexOpenError
 
 
 def fill(index: Index, tmp_path: Path) -> None:

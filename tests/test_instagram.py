@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from photobatch.index import Index, Post
-from photobatch.instagram import (
+from photobatch.instagram.export import (
     ImportSummary,
     InstagramExportError,
     InstagramMedia,
@@ -34,6 +33,7 @@ from photobatch.instagram import (
     repair_mojibake,
     user_profile,
 )
+from photobatch.library.index import Index, Post
 
 # One account, five posts: (unix time, caption, media). "pN" is the N-th Flickr photo, "vN" a video.
 ACCOUNT: list[tuple[int, str, list[str]]] = [
@@ -93,7 +93,7 @@ class OncePerPhotoEncoder:
     """
 
     def __init__(self) -> None:
-        from photobatch.nn.encoder import ImageEncoder
+        from photobatch.models.encoder import ImageEncoder
 
         self.inner = ImageEncoder("cpu")
         self.cache: dict[bytes, Any] = {}
@@ -385,7 +385,7 @@ def test_photos_are_copied_by_content_and_carry_their_embedding(
     index, _ = run_import(tmp_path, [export], encoder)
     shutil.rmtree(export)
 
-    from photobatch.imaging import load_image
+    from photobatch.library.imaging import load_image
 
     media = [m for p in index.posts() for m in p.media]
     for m in media:
@@ -550,7 +550,7 @@ def test_profile_ranks_the_users_distinctive_terms_above_common_ones(tmp_path: P
 
 
 def test_harrison_idf_caps_unknown_words_at_the_rarest_known_tag() -> None:
-    from photobatch.prior import default_prior
+    from photobatch.models.prior import default_prior
 
     prior = default_prior()
     idf = harrison_idf(prior)

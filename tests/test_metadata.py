@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 from PIL.TiffImagePlugin import IFDRational
 
-from photobatch.metadata import read_metadata
-from photobatch.records import PhotoMetadata
+from photobatch.core.records import PhotoMetadata
+from photobatch.library.metadata import read_metadata
 
 
 def _samples(shared: Path) -> Path:

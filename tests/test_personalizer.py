@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from photobatch.index import Index
-from photobatch.personal_benchmark import HOLDOUT, generate_users
-from photobatch.personalizer import (
+from photobatch.library.index import Index
+from photobatch.models.personalizer import (
     FILE_NAME,
     HistoryPost,
     Personalizer,
@@ -20,6 +19,7 @@ from photobatch.personalizer import (
     train_on_posts,
     train_personalizer,
 )
+from photobatch.research.personal import HOLDOUT, generate_users
 
 PROTOTYPES = np.random.default_rng(7).uniform(0, 2, size=(3, 1280)).astype(np.float32)
 CONTENT = ("beach", "city", "food")
@@ -106,7 +106,7 @@ def test_benchmark_users_are_deterministic_and_disjoint(shared: Path) -> None:
 
 @pytest.mark.slow
 def test_benchmark_table_runs(shared: Path, tmp_path: Path) -> None:
-    from photobatch.personal_benchmark import run_benchmark
+    from photobatch.research.personal import run_benchmark
 
     table = run_benchmark(shared, tmp_path, n_users=1, posts_per_user=60)
     assert "CSMN (personalized) + rerank" in table
@@ -114,8 +114,8 @@ def test_benchmark_table_runs(shared: Path, tmp_path: Path) -> None:
 
 
 def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
-    from photobatch.index import Post, PostMedia
-    from photobatch.personal_benchmark import evaluate_personalizer
+    from photobatch.library.index import Post, PostMedia
+    from photobatch.research.personal import evaluate_personalizer
 
     posts = []
     for i, h in enumerate(_user("beach", 5)[:40]):

@@ -8,7 +8,7 @@ import sys
 import nltk
 import pytest
 
-from photobatch import phrases
+from photobatch.models import phrases
 
 
 def _texts(text: str) -> list[str]:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photobatch.prior import HashtagPrior, build_prior, default_prior, main_build
+from photobatch.models.prior import HashtagPrior, build_prior, default_prior, main_build
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "hashtag_prior.npz"
 

@@ -13,8 +13,8 @@ import pytest
 from dng import write_dng
 from PIL import Image
 
-from photobatch.imaging import ImageError, load_image
-from photobatch.metadata import read_metadata
+from photobatch.library.imaging import ImageError, load_image
+from photobatch.library.metadata import read_metadata
 
 
 def real_photo(shared: Path) -> Image.Image:

@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner
 
 from photobatch.cli import cli
-from photobatch.discovery import IMAGE_EXTENSIONS
-from photobatch.lock import EX_TEMPFAIL, ScanLock
+from photobatch.core.lock import EX_TEMPFAIL, ScanLock
+from photobatch.library.discovery import IMAGE_EXTENSIONS
 
 USER_XMP = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
  <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from photobatch.captioner import Captioner, shipped_model_path
+from photobatch.models.captioner import Captioner, shipped_model_path
 
 # A val photo (never trained on) whose five human captions all say "dog".
 DOG_PHOTO = "1026685415_0431cbf574.jpg"
@@ -24,8 +24,8 @@ def test_shipped_checkpoint_is_weights_only_and_small() -> None:
 
 
 def test_shipped_model_captions_a_val_dog_photo_with_dog(shared: Path) -> None:
-    from photobatch.imaging import load_image, to_tensor
-    from photobatch.nn.encoder import ImageEncoder
+    from photobatch.library.imaging import load_image, to_tensor
+    from photobatch.models.encoder import ImageEncoder
 
     photo = shared / "data" / "flickr8k" / "images" / DOG_PHOTO
     encoder = ImageEncoder("cpu")
@@ -41,7 +41,7 @@ def test_shipped_model_captions_a_val_dog_photo_with_dog(shared: Path) -> None:
 @pytest.mark.slow
 def test_shipped_model_val_bleu(shared: Path, tmp_path: Path) -> None:
     """The full val evaluation reproduces the model card (minutes on a CPU)."""
-    from photobatch.evaluation import evaluate_captioner
+    from photobatch.research.evaluation import evaluate_captioner
 
     root = shared / "data" / "flickr8k"
     scores = evaluate_captioner(

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from photobatch_xmp import XmpWriter, clean_keywords
+from photobatch.plugins.xmp import XmpWriter, clean_keywords
 
-from photobatch.config import SidecarConfig
-from photobatch.hooks import SidecarError, sidecar_writers
-from photobatch.records import Analysis, PhotoRecord
-from photobatch.sidecars import SidecarSync
+from photobatch.core.config import SidecarConfig
+from photobatch.core.hooks import SidecarError, sidecar_writers
+from photobatch.core.records import Analysis, PhotoRecord
+from photobatch.library.sidecars import SidecarSync
 
 DC = "http://purl.org/dc/elements/1.1/"
 LR = "http://ns.adobe.com/lightroom/1.0/"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from photobatch.watcher import Watcher
+from photobatch.scan.watcher import Watcher
 
 
 def wait_for(predicate, timeout: float = 120.0, what: str = "condition") -> None:
@@ -154,7 +154,7 @@ class _Models:
         """Nothing to load."""
 
     def analyze(self, hashes: list[str], images: list[object]) -> list:
-        from photobatch.records import Analysis
+        from photobatch.core.records import Analysis
 
         return [Analysis(h, ["dog"], "a dog", ["dog", "pets", "cute"]) for h in hashes]
 
@@ -168,10 +168,10 @@ def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(
 
     from watchdog.observers.polling import PollingObserver
 
-    from photobatch import watcher as watching
-    from photobatch.config import load_config
-    from photobatch.index import Index
-    from photobatch.pipeline import Scanner
+    from photobatch.core.config import load_config
+    from photobatch.library.index import Index
+    from photobatch.scan import watcher as watching
+    from photobatch.scan.pipeline import Scanner
 
     class FullInotify(watching.Observer):  # type: ignore[misc,valid-type]
         def schedule(self, *args: object, **kwargs: object) -> object:

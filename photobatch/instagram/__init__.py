@@ -1,0 +1,1 @@
+"""The user's own Instagram history: reading an export and importing its posts."""

@@ -1,0 +1,1 @@
+"""The user's library on disk: discovery, EXIF, decoding, the index and the sidecars."""

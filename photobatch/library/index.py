@@ -1,0 +1,561 @@
+"""The local SQLite index: one row per photo path, model results keyed by content.
+
+Results live in ``analyses`` keyed by sha256, so a photo that is moved, renamed or copied reuses
+them; ``photos`` keeps one row per path with its EXIF and status. The schema carries a version and
+upgrades itself through ``MIGRATIONS``; the database runs in WAL mode so ``status``/``export`` can
+read while a scan writes, and every scan batch is one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
+
+METADATA_COLUMNS = [f.name for f in fields(PhotoMetadata)]
+EXPORT_COLUMNS = {
+    "photos": [
+        "path",
+        "sha256",
+        "taken_at",
+        "camera_make",
+        "camera_model",
+        "lens",
+        "lat",
+        "lon",
+        "width",
+        "height",
+        "caption",
+        "hashtags",
+        "labels",
+        "post_text",
+        "status",
+        "error",
+        "warning",
+    ],
+    "posts": ["id", "taken_at", "caption", "hashtags", "media"],
+}
+
+
+def _db_path(path: str | Path) -> str | bytes:
+    """A path as the index stores it: text, or the file name's raw bytes (a BLOB) when it is not
+    UTF-8. SQLite text must be UTF-8, and a surrogate-escaped name would not round-trip."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def _fs_path(value: str | bytes) -> str:
+    """Inverse of ``_db_path``: the path as Python's os functions spell it."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def _db_text(text: str | None) -> str | None:
+    """A message for the index; a non-UTF-8 file name in it is shown with \\x escapes."""
+    if text is None:
+        return None
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db["photos"].create(
+        {
+            "path": str,
+            "sha256": str,
+            "size": int,
+            "mtime_ns": int,
+            "status": str,
+            "error": str,
+            **{c: str for c in METADATA_COLUMNS},
+            "lat": float,
+            "lon": float,
+            "orientation": int,
+            "width": int,
+            "height": int,
+            "first_seen": str,
+            "last_seen": str,
+        },
+        pk="path",
+    )
+    db["photos"].create_index(["sha256"])
+    db["photos"].create_index(["status"])
+    db["analyses"].create(
+        {
+            "sha256": str,
+            "labels": str,
+            "caption": str,
+            "hashtags": str,
+            "post_text": str,
+            "embedding": bytes,
+            "models": str,
+            "analyzed_at": str,
+        },
+        pk="sha256",
+    )
+    db["analyses"].enable_fts(["caption", "hashtags", "labels"], create_triggers=True)
+    db["scans"].create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "roots": str,
+            "summary": str,
+        },
+        pk="id",
+    )
+
+
+def _create_v2_posts(db: sqlite_utils.Database) -> None:
+    """The user's own past posts (Instagram import): what personalises their hashtags."""
+    db["posts"].create(
+        {"id": str, "taken_at": str, "caption": str, "hashtags": str, "imported_at": str},
+        pk="id",
+    )
+    db["post_media"].create(
+        {
+            "post_id": str,
+            "position": int,
+            "kind": str,  # "photo" | "video"; videos are recorded but neither copied nor encoded
+            "uri": str,  # where the export had it
+            "path": str,  # the copy under the data dir (photos only)
+            "sha256": str,
+            "embedding": bytes,  # pooled encoder vector, float16 little-endian
+        },
+        pk=("post_id", "position"),
+        foreign_keys=[("post_id", "posts", "id")],
+    )
+    db["post_media"].create_index(["sha256"])
+
+
+def _add_v3_candidates(db: sqlite_utils.Database) -> None:
+    """Keep the non-personalized hashtags beside the final ones.
+
+    A newly trained personal head can then re-rank every photo already analysed without running
+    the image models again; ``personalized_by`` names the head that ranked ``hashtags``.
+    """
+    db["analyses"].add_column("candidates", str)
+    db["analyses"].add_column("personalized_by", str)
+    db.execute("UPDATE analyses SET candidates = hashtags")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_v1,
+    _create_v2_posts,
+    _add_v3_candidates,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class IndexOpenError(Exception):
+    """The index file cannot be used (newer schema, not a photobatch index, unreadable)."""
+
+
+class Index:
+    """A photobatch index on disk; open it with ``Index(path)``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite_utils.Database(path)
+            self.db.execute("PRAGMA busy_timeout = 10000")
+            self.db.enable_wal()
+            self._migrate()
+        except Exception as exc:  # sqlite3.DatabaseError and friends
+            if isinstance(exc, IndexOpenError):
+                raise
+            raise IndexOpenError(f"{path}: cannot open the index: {exc}") from exc
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema ---------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise IndexOpenError(
+                f"{self.path}: index schema version {version} is newer than this photobatch "
+                f"understands ({SCHEMA_VERSION}); upgrade photobatch"
+            )
+        for number in range(version, SCHEMA_VERSION):
+            with self.db.atomic():
+                MIGRATIONS[number](self.db)
+                self.db.execute(f"PRAGMA user_version = {number + 1}")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def known_files(self) -> dict[str, tuple[int, int, str, str | None]]:
+        """path -> (size, mtime_ns, status, sha256) for every indexed path: the rescan gate."""
+        rows = self.db.execute("SELECT path, size, mtime_ns, status, sha256 FROM photos")
+        return {_fs_path(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
+
+    def analyzed(self, hashes: Iterable[str]) -> set[str]:
+        """Which of these content hashes already have model results."""
+        hashes = list(set(hashes))
+        found: set[str] = set()
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT sha256 FROM analyses WHERE sha256 IN ({marks})"
+            found.update(r[0] for r in self.db.execute(sql, chunk))
+        return found
+
+    def record(self, path: Path) -> PhotoRecord | None:
+        rows = list(self.db.query("SELECT * FROM photos WHERE path = ?", [_db_path(path)]))
+        if not rows:
+            return None
+        return self._to_record(rows[0])
+
+    def _to_record(self, row: dict[str, Any]) -> PhotoRecord:
+        metadata = PhotoMetadata(**{c: row[c] for c in METADATA_COLUMNS})
+        analysis = None
+        if row["sha256"]:
+            analysis = self.analysis(row["sha256"])
+        return PhotoRecord(
+            path=Path(_fs_path(row["path"])),
+            sha256=row["sha256"],
+            status=row["status"],
+            error=row["error"],
+            metadata=metadata,
+            analysis=analysis,
+        )
+
+    def analysis(self, sha256: str) -> Analysis | None:
+        rows = list(self.db.query("SELECT * FROM analyses WHERE sha256 = ?", [sha256]))
+        if not rows:
+            return None
+        row = rows[0]
+        return Analysis(
+            sha256=row["sha256"],
+            labels=json.loads(row["labels"] or "[]"),
+            caption=row["caption"],
+            hashtags=json.loads(row["hashtags"] or "[]"),
+            candidates=json.loads(row["candidates"] or "[]"),
+            post_text=row["post_text"],
+            embedding=row["embedding"],
+            models=row["models"],
+            personalized_by=row["personalized_by"],
+        )
+
+    def counts(self) -> dict[str, int]:
+        rows = self.db.execute("SELECT status, count(*) FROM photos GROUP BY status")
+        counts = {status: n for status, n in rows}
+        counts["analyses"] = self.db["analyses"].count
+        return counts
+
+    def last_scan(self) -> dict[str, Any] | None:
+        rows = list(self.db.query("SELECT * FROM scans ORDER BY id DESC LIMIT 1"))
+        return rows[0] if rows else None
+
+    def models_in_use(self) -> list[str]:
+        rows = self.db.execute("SELECT DISTINCT models FROM analyses WHERE models IS NOT NULL")
+        return sorted(r[0] for r in rows)
+
+    def search(self, query: str, limit: int = 20) -> list[str]:
+        """Paths of photos whose caption, hashtags or labels match a full-text query."""
+        sql = (
+            "SELECT photos.path FROM analyses_fts JOIN analyses ON analyses.rowid = "
+            "analyses_fts.rowid JOIN photos ON photos.sha256 = analyses.sha256 "
+            "WHERE analyses_fts MATCH ? AND photos.status = 'ok' ORDER BY rank LIMIT ?"
+        )
+        return [_fs_path(r[0]) for r in self.db.execute(sql, [query, limit])]
+
+    def export_rows(self, table: str = "photos") -> Iterator[dict[str, Any]]:
+        """Rows for ``photobatch export``: one per image file found (failures included), or one
+        per imported post with ``table="posts"``."""
+        if table == "posts":
+            yield from self._post_export_rows()
+            return
+        if table != "photos":
+            raise ValueError(f"unknown table {table!r}")
+        sql = (
+            "SELECT photos.*, analyses.caption, analyses.hashtags AS tags, analyses.labels "
+            "AS label_list, analyses.post_text FROM photos LEFT JOIN analyses "
+            "ON analyses.sha256 = photos.sha256 ORDER BY photos.path"
+        )
+        for row in self.db.query(sql):
+            row["path"] = _fs_path(row["path"])
+            tags = json.loads(row.pop("tags") or "[]")
+            labels = json.loads(row.pop("label_list") or "[]")
+            row["hashtags"] = " ".join(f"#{t}" for t in tags)
+            row["labels"] = "; ".join(labels)
+            yield {c: row.get(c) for c in EXPORT_COLUMNS["photos"]}
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def write_batch(
+        self,
+        photos: list[tuple[Any, PhotoMetadata | None, str | None, str, str | None]],
+        analyses: list[Analysis],
+    ) -> None:
+        """Store one scan batch in a single transaction.
+
+        ``photos`` items are (FoundFile, metadata, sha256, status, error).
+        """
+        stamp = now()
+        photo_rows = []
+        for found, metadata, sha256, status, error in photos:
+            row: dict[str, Any] = {
+                "path": _db_path(found.path),
+                "sha256": sha256,
+                "size": found.size,
+                "mtime_ns": found.mtime_ns,
+                "status": status,
+                "error": _db_text(error),
+                "last_seen": stamp,
+                **asdict(metadata or PhotoMetadata()),
+            }
+            row["warning"] = _db_text(row["warning"])
+            photo_rows.append(row)
+        analysis_rows = [
+            {
+                "sha256": a.sha256,
+                "labels": json.dumps(a.labels, ensure_ascii=False),
+                "caption": a.caption,
+                "hashtags": json.dumps(a.hashtags, ensure_ascii=False),
+                "candidates": json.dumps(a.candidates, ensure_ascii=False),
+                "post_text": a.post_text,
+                "embedding": a.embedding,
+                "models": a.models,
+                "personalized_by": a.personalized_by,
+                "analyzed_at": stamp,
+            }
+            for a in analyses
+        ]
+        with self.db.atomic():
+            if analysis_rows:
+                self.db["analyses"].upsert_all(analysis_rows, pk="sha256")
+            if photo_rows:
+                self.db["photos"].upsert_all(photo_rows, pk="path")
+                self.db.execute(
+                    "UPDATE photos SET first_seen = ? WHERE first_seen IS NULL", [stamp]
+                )
+
+    def unpersonalized(self, head: str | None) -> Iterator[Analysis]:
+        """Analyses whose hashtags were ranked by another personal head (or none) than ``head``."""
+        sql = "SELECT sha256 FROM analyses WHERE coalesce(personalized_by, '') != ?"
+        for (sha256,) in self.db.execute(sql, [head or ""]).fetchall():
+            analysis = self.analysis(sha256)
+            if analysis is not None:
+                yield analysis
+
+    def set_personal(self, analyses: list[Analysis]) -> None:
+        """Store re-ranked hashtags and post drafts of already analysed photos, in one go."""
+        with self.db.atomic():
+            for a in analyses:
+                self.db.execute(
+                    "UPDATE analyses SET hashtags = ?, post_text = ?, personalized_by = ? "
+                    "WHERE sha256 = ?",
+                    [
+                        json.dumps(a.hashtags, ensure_ascii=False),
+                        a.post_text,
+                        a.personalized_by,
+                        a.sha256,
+                    ],
+                )
+
+    def paths_with(self, hashes: Iterable[str]) -> list[Path]:
+        """Paths of present photos with these contents (to refresh their sidecars)."""
+        wanted = set(hashes)
+        rows = self.db.execute("SELECT path, sha256 FROM photos WHERE status = 'ok'")
+        return [Path(_fs_path(path)) for path, sha in rows if sha in wanted]
+
+    def move(self, src: Path, dest: Path) -> list[str]:
+        """Re-point the rows of a moved file or folder; returns their new paths.
+
+        A move keeps size and mtime, so the rescan gate sees the photos as unchanged.
+        """
+        old, new = str(src), str(dest)
+        # Compared as bytes, so text rows and non-UTF-8 (BLOB) rows below ``src`` both match.
+        prefix = os.fsencode(old.rstrip("/") + "/")
+        rows = self.db.execute(
+            "SELECT path FROM photos WHERE CAST(path AS BLOB) = ? "
+            "OR substr(CAST(path AS BLOB), 1, ?) = ?",
+            [os.fsencode(old), len(prefix), prefix],
+        ).fetchall()
+        moved = []
+        with self.db.atomic():
+            for (stored,) in rows:
+                target = new + _fs_path(stored)[len(old) :]
+                self.db.execute("DELETE FROM photos WHERE path = ?", [_db_path(target)])
+                self.db.execute(
+                    "UPDATE photos SET path = ? WHERE path = ?", [_db_path(target), stored]
+                )
+                moved.append(target)
+        return moved
+
+    def mark_missing(self, paths: Iterable[str]) -> int:
+        """Flag paths that are no longer on disk; their rows and results are kept."""
+        paths = [_db_path(p) for p in paths]
+        with self.db.atomic():
+            for start in range(0, len(paths), 500):
+                chunk = paths[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(
+                    f"UPDATE photos SET status = 'missing' WHERE path IN ({marks})", chunk
+                )
+        return len(paths)
+
+    def log_scan(self, started_at: str, roots: list[Path], summary: dict[str, int]) -> None:
+        with self.db.atomic():
+            self.db["scans"].insert(
+                {
+                    "started_at": started_at,
+                    "finished_at": now(),
+                    "roots": json.dumps([str(r) for r in roots]),
+                    "summary": json.dumps(summary),
+                }
+            )
+
+    # -- posts: the user's own past posts, imported from an Instagram export ----------------------
+
+    def write_posts(self, posts: list[Post]) -> None:
+        """Store imported posts in one transaction; a post seen before is replaced in place.
+
+        Replacing (rather than skipping) lets a newer export correct an older one, while the
+        first ``imported_at`` is kept so a re-import of the same export changes nothing.
+        """
+        stamp = now()
+        post_rows = [
+            {
+                "id": p.id,
+                "taken_at": p.taken_at,
+                "caption": p.caption,
+                "hashtags": json.dumps(p.hashtags, ensure_ascii=False),
+            }
+            for p in posts
+        ]
+        media_rows = [
+            {
+                "post_id": p.id,
+                "position": position,
+                "kind": m.kind,
+                "uri": m.uri,
+                "path": str(m.path) if m.path else None,
+                "sha256": m.sha256,
+                "embedding": m.embedding,
+            }
+            for p in posts
+            for position, m in enumerate(p.media)
+        ]
+        with self.db.atomic():
+            ids = [p.id for p in posts]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                self.db.execute(f"DELETE FROM post_media WHERE post_id IN ({marks})", chunk)
+            if post_rows:
+                self.db["posts"].upsert_all(post_rows, pk="id")
+                self.db.execute(
+                    "UPDATE posts SET imported_at = ? WHERE imported_at IS NULL", [stamp]
+                )
+            if media_rows:
+                self.db["post_media"].insert_all(media_rows, pk=("post_id", "position"))
+
+    def posts(self) -> list[Post]:
+        """Every imported post, oldest first, with its media in the post's order."""
+        media: dict[str, list[PostMedia]] = {}
+        for row in self.db.query("SELECT * FROM post_media ORDER BY post_id, position"):
+            media.setdefault(row["post_id"], []).append(
+                PostMedia(
+                    kind=row["kind"],
+                    uri=row["uri"],
+                    path=Path(row["path"]) if row["path"] else None,
+                    sha256=row["sha256"],
+                    embedding=row["embedding"],
+                )
+            )
+        return [
+            Post(
+                id=row["id"],
+                taken_at=row["taken_at"],
+                caption=row["caption"],
+                hashtags=json.loads(row["hashtags"] or "[]"),
+                media=media.get(row["id"], []),
+            )
+            for row in self.db.query("SELECT * FROM posts ORDER BY taken_at, id")
+        ]
+
+    def post_ids(self) -> set[str]:
+        return {r[0] for r in self.db.execute("SELECT id FROM posts")}
+
+    def known_embeddings(self, hashes: Iterable[str]) -> dict[str, bytes]:
+        """sha256 -> stored embedding for contents already encoded, as a post photo or a scanned
+        photo: a re-import never runs the encoder again for them."""
+        hashes = list(set(hashes))
+        found: dict[str, bytes] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for table in ("analyses", "post_media"):
+                sql = (
+                    f"SELECT sha256, embedding FROM {table} "
+                    f"WHERE sha256 IN ({marks}) AND embedding IS NOT NULL"
+                )
+                found.update({r[0]: r[1] for r in self.db.execute(sql, chunk)})
+        return found
+
+    def _post_export_rows(self) -> Iterator[dict[str, Any]]:
+        for post in self.posts():
+            yield {
+                "id": post.id,
+                "taken_at": post.taken_at,
+                "caption": post.caption,
+                "hashtags": " ".join(f"#{t}" for t in post.hashtags),
+                "media": ";".join(str(m.path) for m in post.media if m.path),
+            }
+
+
+# -- posts ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class PostMedia:
+    """One item of an imported post: photos are copied and encoded, videos only recorded."""
+
+    kind: str  # "photo" | "video"
+    uri: str  # where the export had it
+    path: Path | None = None  # the copy under the data dir; None for videos and missing files
+    sha256: str | None = None
+    embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
+
+
+@dataclass
+class Post:
+    """One of the user's own posts as the index keeps it."""
+
+    id: str
+    taken_at: str | None  # ISO 8601, UTC
+    caption: str
+    hashtags: list[str]  # lowercase, without '#', in caption order
+    media: list[PostMedia] = field(default_factory=list)

@@ -1,0 +1,1 @@
+"""The models a scan runs, one module per model, over the networks in ``nn``."""

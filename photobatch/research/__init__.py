@@ -1,0 +1,1 @@
+"""Benchmarks and evaluations (the ``research`` extra; never imported by a scan)."""

@@ -1,0 +1,1 @@
+"""The scan: the pipeline that joins the library and the models, and the folder watcher."""

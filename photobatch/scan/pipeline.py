@@ -1,0 +1,446 @@
+"""The scan: discovery -> identity and EXIF -> decoding -> models -> index -> sidecars.
+
+Data flows one way. Work happens in batches: hashing, EXIF and decoding in a thread pool (Pillow,
+hashlib and file reads release the GIL), the models once per batch, one index transaction per
+batch. A photo whose content is already analysed (unchanged, moved, renamed, copied) never reaches
+the models, and torch is imported only when some photo does. When the models run on CUDA, the
+pool only reads JPEGs and the GPU decodes them (``photobatch.library.gpu_decoding``).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, fields, replace
+from itertools import islice
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tqdm import tqdm
+
+from photobatch.core.config import Config
+from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
+from photobatch.library.discovery import file_id, read_problem, sha256_file, walk
+from photobatch.library.index import Index, now
+from photobatch.library.metadata import read_metadata
+from photobatch.library.sidecars import SidecarSync
+
+if TYPE_CHECKING:
+    import torch
+
+    from photobatch.library.gpu_decoding import GpuJpegDecoder
+    from photobatch.models.stack import Analyzer
+
+# Files the GPU decoder may take (it checks their headers); the names are matched like discovery.
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+# Batches decoded ahead while the models load (32 photos of 224x224 float32 are 19 MB).
+LOAD_AHEAD = 4
+
+
+class ScanError(Exception):
+    """A problem that stops the whole scan (as opposed to one bad file, which is recorded)."""
+
+
+@dataclass
+class ScanSummary:
+    found: int = 0
+    new: int = 0
+    changed: int = 0
+    reused: int = 0  # new paths whose content was already analysed: moves, renames, copies
+    unchanged: int = 0
+    analyzed: int = 0
+    errors: int = 0
+    missing: int = 0
+    personalized: int = 0  # photos analysed earlier, re-ranked by a newly trained personal head
+    sidecar_problems: int = 0
+    seconds: float = 0.0
+    problems: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "problems"}
+
+    def line(self) -> str:
+        parts = [
+            f"{self.new} new",
+            f"{self.changed} changed",
+            f"{self.reused} reused (moved or copied)",
+            f"{self.unchanged} unchanged",
+            f"{self.errors} unreadable",
+            f"{self.missing} missing",
+        ]
+        if self.personalized:
+            parts.append(f"{self.personalized} re-ranked by your personal head")
+        if self.sidecar_problems:
+            parts.append(f"{self.sidecar_problems} sidecar problems")
+        return (
+            f"photobatch: {self.found} photos: {', '.join(parts)}; "
+            f"{self.analyzed} analysed in {self.seconds:.1f}s"
+        )
+
+
+@dataclass
+class _Item:
+    """One changed or new file on its way through a batch."""
+
+    found: FoundFile
+    is_new: bool
+    sha256: str | None = None
+    metadata: PhotoMetadata | None = None
+    error: str | None = None
+    image: torch.Tensor | None = None
+    jpeg: bytes | None = None  # the file's bytes, when the GPU decodes it
+
+
+@dataclass
+class _Batch:
+    """A batch whose photos are being decoded in the pool while the previous one is analysed."""
+
+    items: list[_Item]
+    to_decode: list[_Item]
+    decoding: list[Future[None]]
+
+
+class Scanner:
+    """Runs scans against one index; owns the lazily loaded model stack."""
+
+    def __init__(
+        self,
+        config: Config,
+        index: Index,
+        *,
+        sidecars: bool = True,
+        device: str | None = None,
+        progress: bool = True,
+        analyzer_factory: Callable[[], Analyzer] | None = None,
+    ) -> None:
+        self.config = config
+        self.index = index
+        self.sidecars = SidecarSync(config.sidecars) if sidecars else None
+        self.device = device or config.device
+        self.progress = progress
+        self._analyzer_factory = analyzer_factory
+        self._analyzer: Analyzer | None = None
+        self._analyzer_lock = threading.Lock()
+        self._warm_up: threading.Thread | None = None
+        self._on_gpu = False  # set once the models are loaded on CUDA
+        self._gpu_jpeg: GpuJpegDecoder | None = None
+
+    @property
+    def analyzer(self) -> Analyzer:
+        with self._analyzer_lock:
+            if self._analyzer is None:
+                if self._analyzer_factory is not None:
+                    self._analyzer = self._analyzer_factory()
+                else:
+                    from photobatch.models.stack import Analyzer
+
+                    self._analyzer = Analyzer(self.config, self.device)
+            return self._analyzer
+
+    def _start_warm_up(self) -> None:
+        """Import torch and load the models in the background, once a batch needs them.
+
+        Imports and model loading take about 3 s on a laptop CPU; started while the pool decodes
+        the first batch, they are ready when that batch is, instead of adding to the scan.
+        """
+        if self._warm_up is None:
+            self._warm_up = threading.Thread(
+                target=self._load_models, name="photobatch-model-load", daemon=True
+            )
+            self._warm_up.start()
+
+    def _load_models(self) -> None:
+        """Load the models; on CUDA, also the GPU JPEG decoder (when torchvision can decode)."""
+        analyzer = self.analyzer
+        try:
+            analyzer.load()
+        except Exception:
+            # Not reported from this thread: the batch's own call to the models loads again and
+            # raises the same error where the scan reports it.
+            return
+        if analyzer.device.type == "cuda":
+            from photobatch.library.gpu_decoding import gpu_jpeg_decoder
+
+            self._gpu_jpeg = gpu_jpeg_decoder(analyzer.device)
+            self._on_gpu = True
+
+    def scan(self, roots: list[Path]) -> ScanSummary:
+        """Bring the index (and sidecars) up to date with the photos below ``roots``."""
+        started, clock = now(), time.monotonic()
+        roots = [r.expanduser().absolute() for r in roots]
+        for root in roots:
+            if not root.exists():
+                raise ScanError(f"{root}: no such file or folder (nothing was marked missing)")
+        summary = ScanSummary()
+
+        def unreadable(path: Path, exc: OSError) -> None:
+            summary.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+
+        found = list(walk(roots, on_error=unreadable))
+        known = self.index.known_files()
+        self._run(found, known, summary)
+        self._refresh_personal(roots, summary)
+        seen = {str(f.path) for f in found}
+        gone = [
+            path
+            for path, (_, _, status, _) in known.items()
+            if status != "missing" and path not in seen and _is_below(path, roots)
+        ]
+        summary.missing += self.index.mark_missing(gone)
+        summary.seconds = time.monotonic() - clock
+        self.index.log_scan(started, roots, summary.as_dict())
+        return summary
+
+    def update(self, changed: list[Path], gone: list[Path]) -> ScanSummary:
+        """Process just these files (the watcher's settled batch) and mark ``gone`` missing."""
+        started, clock = now(), time.monotonic()
+        summary = ScanSummary()
+        found, vanished = [], list(gone)
+        for path in changed:
+            try:
+                st = path.stat()
+            except OSError:
+                vanished.append(path)
+                continue
+            found.append(FoundFile(path, st.st_size, st.st_mtime_ns))
+        known = self.index.known_files()
+        self._run(found, known, summary)
+        summary.missing += self.index.mark_missing(
+            p for p, row in known.items() if row[2] != "missing" and _is_below(p, vanished)
+        )
+        summary.seconds = time.monotonic() - clock
+        self.index.log_scan(started, changed + gone, summary.as_dict())
+        return summary
+
+    def _refresh_personal(self, roots: list[Path], summary: ScanSummary) -> None:
+        """Re-rank photos analysed before the personal head was (re)trained or removed.
+
+        Costs one SQL query when nothing changed; torch is imported only when something did.
+        """
+        stale = list(self.index.unpersonalized(file_id(self.config.personalizer_path)))
+        if not stale:
+            return
+        updated = self.analyzer.repersonalize(stale)
+        self.index.set_personal(updated)
+        summary.personalized = len(updated)
+        if self.sidecars is None:
+            return
+        for path in self.index.paths_with(a.sha256 for a in updated):
+            if _is_below(str(path), roots):
+                record = self.index.record(path)
+                if record is not None:
+                    problems = self.sidecars.write(record)
+                    summary.sidecar_problems += len(problems)
+                    summary.problems.extend(problems)
+
+    def move(self, src: Path, dest: Path) -> int:
+        """Follow a file or folder that was moved: paths change, results stay, no model work."""
+        moved = self.index.move(src, dest)
+        if self.sidecars is not None:
+            for path in moved:
+                record = self.index.record(Path(path))
+                if record is not None and record.status == "ok":
+                    self.sidecars.write(record)
+        return len(moved)
+
+    def _run(self, found: list[FoundFile], known: dict[str, tuple], summary: ScanSummary) -> None:
+        """Gate, then process in batches, every file of ``found`` that is new or changed."""
+        summary.found += len(found)
+        todo: list[_Item] = []
+        for f in found:
+            old = known.get(str(f.path))
+            if old is None:
+                summary.new += 1
+            elif old[0] == f.size and old[1] == f.mtime_ns and old[2] != "missing":
+                summary.unchanged += 1
+                continue
+            else:
+                summary.changed += 1
+            todo.append(_Item(f, is_new=old is None))
+
+        with (
+            ThreadPoolExecutor(max(1, self.config.workers)) as pool,
+            tqdm(
+                total=len(todo),
+                unit="photo",
+                disable=not (self.progress and sys.stderr.isatty()),
+                file=sys.stderr,
+            ) as bar,
+        ):
+            # The pool decodes ahead while the models work: one batch ahead once they run, up
+            # to LOAD_AHEAD batches while they are still loading, so the seconds of importing
+            # torch and loading weights are spent decoding instead of waiting.
+            pending: deque[_Batch] = deque()
+            for items in self._batches(todo):
+                pending.append(self._prepare(items, pool, summary))
+                ahead = 1 if self._models_ready() else LOAD_AHEAD
+                while len(pending) > ahead:
+                    self._finish_next(pending, summary, bar)
+            while pending:
+                self._finish_next(pending, summary, bar)
+
+    def _models_ready(self) -> bool:
+        return self._warm_up is None or not self._warm_up.is_alive()
+
+    def _batches(self, todo: list[_Item]) -> Iterator[list[_Item]]:
+        """``todo`` in batches: the CPU's size until the models are loaded on a GPU, then its."""
+        rest = iter(todo)
+        while True:
+            size = self.config.gpu_batch_size if self._on_gpu else self.config.batch_size
+            batch = list(islice(rest, max(1, size)))
+            if not batch:
+                return
+            yield batch
+
+    def _finish_next(self, pending: deque[_Batch], summary: ScanSummary, bar: tqdm) -> None:
+        batch = pending.popleft()
+        self._finish(batch, summary)
+        bar.update(len(batch.items))
+
+    def _prepare(
+        self, items: list[_Item], pool: ThreadPoolExecutor, summary: ScanSummary
+    ) -> _Batch:
+        """Hash and read EXIF (waiting for it), then start decoding what the models need."""
+        list(pool.map(_identify, items))
+        ok = [item for item in items if item.error is None]
+        done = self.index.analyzed(item.sha256 for item in ok if item.sha256)
+        first: dict[str, _Item] = {}
+        for item in ok:
+            assert item.sha256 is not None
+            if item.sha256 in done:
+                summary.reused += item.is_new
+            else:
+                first.setdefault(item.sha256, item)
+        to_decode = list(first.values())
+        if to_decode:
+            self._start_warm_up()
+        # JPEGs go to the GPU decoder once the models run there; until then (and for every
+        # other format) the pool decodes with Pillow.
+        gpu = self._gpu_jpeg is not None and self._models_ready()
+
+        def step(item: _Item) -> Callable[[_Item], None]:
+            on_gpu = gpu and item.found.path.suffix.lower() in JPEG_SUFFIXES
+            return _read_jpeg if on_gpu else _decode
+
+        return _Batch(items, to_decode, [pool.submit(step(item), item) for item in to_decode])
+
+    def _finish(self, pending: _Batch, summary: ScanSummary) -> None:
+        """Run the models on a prepared batch, write its sidecars, then commit it."""
+        for future in pending.decoding:
+            future.result()
+        batch, to_decode = pending.items, pending.to_decode
+        self._decode_on_gpu([item for item in to_decode if item.jpeg is not None])
+        decoded = [item for item in to_decode if item.image is not None]
+        analyses: list[Analysis] = []
+        if decoded:
+            from photobatch.models.captioner import CheckpointError
+
+            try:
+                analyses = self.analyzer.analyze(
+                    [item.sha256 for item in decoded],  # type: ignore[misc]
+                    [item.image for item in decoded],  # type: ignore[misc]
+                )
+            except CheckpointError as exc:  # the models cannot run: no photo can be analysed
+                raise ScanError(str(exc)) from exc
+            summary.analyzed += len(analyses)
+        failed = {item.sha256: item.error for item in to_decode if item.error}
+        for item in batch:
+            item.image = None
+            if item.error is None and item.sha256 in failed:
+                item.error = f"{item.found.path}: same content as {failed[item.sha256]}"
+        # Sidecars first, the index commit last: a scan killed in between redoes the batch next
+        # time, while a committed photo whose sidecar was never written would stay without one.
+        if self.sidecars is not None:
+            self._write_sidecars(batch, {a.sha256: a for a in analyses}, summary)
+        rows = []
+        for item in batch:
+            status = "error" if item.error else "ok"
+            if item.error and not os.path.lexists(item.found.path):
+                status = "missing"  # vanished mid-scan: not unreadable, just gone
+            elif item.error:
+                summary.problems.append(item.error)
+            summary.errors += status == "error"
+            summary.missing += status == "missing"
+            rows.append((item.found, item.metadata, item.sha256, status, item.error))
+        self.index.write_batch(rows, analyses)
+
+    def _decode_on_gpu(self, items: list[_Item]) -> None:
+        """Decode JPEGs read for the GPU there; what nvJPEG cannot decode goes through Pillow."""
+        if not items:
+            return
+        assert self._gpu_jpeg is not None
+        orientations = [(item.metadata or PhotoMetadata()).orientation for item in items]
+        blobs = [item.jpeg for item in items if item.jpeg is not None]
+        images = self._gpu_jpeg.decode(blobs, orientations)
+        for item, image in zip(items, images, strict=True):
+            item.jpeg = None
+            if image is None:
+                _decode(item)
+            else:
+                item.image = image
+
+    def _write_sidecars(
+        self, batch: list[_Item], fresh: dict[str, Analysis], summary: ScanSummary
+    ) -> None:
+        """Write each photo's sidecars; a photo whose sidecar failed is retried next scan."""
+        assert self.sidecars is not None
+        for item in batch:
+            if item.error is not None or item.sha256 is None:
+                continue
+            record = PhotoRecord(
+                path=item.found.path,
+                sha256=item.sha256,
+                status="ok",
+                metadata=item.metadata or PhotoMetadata(),
+                analysis=fresh.get(item.sha256) or self.index.analysis(item.sha256),
+            )
+            problems = self.sidecars.write(record)
+            if problems:
+                summary.sidecar_problems += len(problems)
+                summary.problems.extend(problems)
+                metadata = item.metadata or PhotoMetadata()
+                notes = [metadata.warning, *problems]
+                item.metadata = replace(metadata, warning="; ".join(n for n in notes if n))
+                # An impossible mtime makes the next scan's change gate look at it again.
+                item.found = replace(item.found, mtime_ns=-1)
+
+
+def _identify(item: _Item) -> None:
+    """Content hash and EXIF for one file (runs in the pool)."""
+    path = item.found.path
+    try:
+        item.sha256 = sha256_file(path)
+    except OSError as exc:
+        item.error = read_problem(path, exc)
+        return
+    item.metadata = read_metadata(path)
+
+
+def _decode(item: _Item) -> None:
+    """Decode and preprocess one photo for the encoder (runs in the pool)."""
+    from photobatch.library.imaging import ImageError, load_image, to_tensor
+
+    try:
+        item.image = to_tensor(load_image(item.found.path))
+    except ImageError as exc:
+        item.error = str(exc)
+    except OSError as exc:
+        item.error = read_problem(item.found.path, exc)
+
+
+def _read_jpeg(item: _Item) -> None:
+    """Read a JPEG for the GPU decoder (runs in the pool); odd ones are decoded by Pillow."""
+    from photobatch.library.gpu_decoding import read_jpeg
+
+    item.jpeg = read_jpeg(item.found.path)
+    if item.jpeg is None:
+        _decode(item)
+
+
+def _is_below(path: str, roots: list[Path]) -> bool:
+    return any(path == str(r) or path.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots)

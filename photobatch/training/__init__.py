@@ -1,0 +1,1 @@
+"""Training the captioner and the personal head (not imported by a scan)."""

@@ -1,0 +1,82 @@
+"""Encoder feature maps for a caption data set, computed once and cached as float16 on disk.
+
+The encoder is frozen while the captioner trains, so every epoch (and every evaluation) would
+recompute identical maps; caching them turns an epoch from minutes of convolutions into seconds.
+A cache file is keyed by the encoder, the image folder and the list of images, and is written under
+a temporary name first so an interrupted run never leaves a half-filled cache behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+FEATURE_SHAPE = (1280, 7, 7)
+
+
+class _ImageFiles(Dataset):
+    """Decoded, squashed, normalized images, in loader workers."""
+
+    def __init__(self, folder: Path, names: Sequence[str]) -> None:
+        self.folder = folder
+        self.names = list(names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from photobatch.library.imaging import load_image, to_tensor
+
+        return to_tensor(load_image(self.folder / self.names[i]))
+
+
+def cache_key(encoder_name: str, images: Path, names: Sequence[str]) -> str:
+    """Stable key of what the cache holds (a changed list or folder is a different cache)."""
+    digest = hashlib.sha256(json.dumps([encoder_name, str(images.resolve()), list(names)]).encode())
+    return digest.hexdigest()[:16]
+
+
+def encode_images(
+    images: Path,
+    names: Sequence[str],
+    cache_dir: Path,
+    device: torch.device,
+    batch_size: int = 64,
+    workers: int = 2,
+) -> np.ndarray:
+    """Feature maps ``(len(names), 1280, 7, 7)`` float16 for the named images, from the cache.
+
+    Missing caches are computed with the shared ``ImageEncoder``; the array is memory-mapped.
+    """
+    from photobatch.models.encoder import ImageEncoder
+
+    encoder = ImageEncoder(device)
+    path = cache_dir / f"features-{cache_key(encoder.name, images, names)}.npy"
+    if path.is_file():
+        return np.load(path, mmap_mode="r")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    encoder.load()
+    partial = path.with_name(path.name + ".partial")
+    out = np.lib.format.open_memmap(
+        partial, mode="w+", dtype=np.float16, shape=(len(names), *FEATURE_SHAPE)
+    )
+    loader = DataLoader(
+        _ImageFiles(images, names), batch_size=batch_size, num_workers=workers, shuffle=False
+    )
+    done = 0
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc="encoding images", unit="batch"):
+            maps = encoder.encode(batch.to(device)).feature_map
+            out[done : done + len(maps)] = maps.to(torch.float16).cpu().numpy()
+            done += len(maps)
+    out.flush()
+    del out
+    partial.replace(path)
+    return np.load(path, mmap_mode="r")

@@ -1,0 +1,1 @@
+"""First-party plugins: sidecar writers and exporters, registered like any third-party one."""
