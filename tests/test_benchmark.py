@@ -15,16 +15,14 @@ import pytest
 from PIL import Image, JpegImagePlugin
 
 from photobatch.library.metadata import read_metadata
-from photobatch.research.bench import (
+from photobatch.research.bench import measure_decode, measure_noop_rescan
+from photobatch.research.bench_photos import make_library, upscale
+from photobatch.research.bench_result import (
     TABLE_COLUMNS,
     BenchResult,
     ChildRun,
     DecodeResult,
     Machine,
-    make_library,
-    measure_decode,
-    measure_noop_rescan,
-    upscale,
 )
 
 SIZE = (320, 240)

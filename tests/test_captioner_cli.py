@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from photobatch.cli import cli
-from photobatch.research.evaluation import METRICS
+from photobatch.training.metrics import METRICS
 
 DOG_PHOTO = "1026685415_0431cbf574.jpg"  # a val photo whose five captions all say "dog"
 

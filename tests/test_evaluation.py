@@ -10,7 +10,7 @@ from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
 
-from photobatch.research.evaluation import format_scores, score_captions
+from photobatch.training.metrics import format_scores, score_captions
 
 REFS = {
     "a.jpg": ["A dog runs through the grass .", "A brown dog is running on grass ."],

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
-from photobatch.library.index import SCHEMA_VERSION, Index, IndexOpenError
+from photobatch.library.index import Index, IndexOpenError
+from photobatch.library.schema import SCHEMA_VERSION
 
 
 def fill(index: Index, tmp_path: Path) -> None:

@@ -19,21 +19,20 @@ from typing import Any
 import numpy as np
 import pytest
 
+from photobatch.core.records import Post
+from photobatch.core.text import caption_terms, extract_hashtags
 from photobatch.instagram.export import (
-    ImportSummary,
     InstagramExportError,
     InstagramMedia,
     InstagramPost,
-    caption_terms,
-    extract_hashtags,
-    harrison_idf,
-    import_instagram,
     parse_media_json,
     parse_posts_json,
     repair_mojibake,
-    user_profile,
 )
-from photobatch.library.index import Index, Post
+from photobatch.instagram.importer import ImportSummary, import_instagram
+from photobatch.instagram.profile import user_profile
+from photobatch.library.index import Index
+from photobatch.models.prior import harrison_idf
 
 # One account, five posts: (unix time, caption, media). "pN" is the N-th Flickr photo, "vN" a video.
 ACCOUNT: list[tuple[int, str, list[str]]] = [

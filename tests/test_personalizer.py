@@ -11,15 +11,17 @@ import torch
 from photobatch.library.index import Index
 from photobatch.models.personalizer import (
     FILE_NAME,
-    HistoryPost,
     Personalizer,
-    TrainSettings,
     personalize,
     personalizer_status,
+)
+from photobatch.research.personal_users import HOLDOUT, generate_users
+from photobatch.training.personalizer import (
+    HistoryPost,
+    TrainSettings,
     train_on_posts,
     train_personalizer,
 )
-from photobatch.research.personal import HOLDOUT, generate_users
 
 PROTOTYPES = np.random.default_rng(7).uniform(0, 2, size=(3, 1280)).astype(np.float32)
 CONTENT = ("beach", "city", "food")
@@ -114,7 +116,7 @@ def test_benchmark_table_runs(shared: Path, tmp_path: Path) -> None:
 
 
 def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
-    from photobatch.library.index import Post, PostMedia
+    from photobatch.core.records import Post, PostMedia
     from photobatch.research.personal import evaluate_personalizer
 
     posts = []

@@ -70,3 +70,25 @@ class PhotoRecord:
         if self.analysis is None:
             return []
         return list(self.analysis.hashtags or self.analysis.labels)
+
+
+@dataclass
+class PostMedia:
+    """One item of an imported post: photos are copied and encoded, videos only recorded."""
+
+    kind: str  # "photo" | "video"
+    uri: str  # where the export had it
+    path: Path | None = None  # the copy under the data dir; None for videos and missing files
+    sha256: str | None = None
+    embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
+
+
+@dataclass
+class Post:
+    """One of the user's own posts as the index keeps it."""
+
+    id: str
+    taken_at: str | None  # ISO 8601, UTC
+    caption: str
+    hashtags: list[str]  # lowercase, without '#', in caption order
+    media: list[PostMedia] = field(default_factory=list)

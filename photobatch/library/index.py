@@ -10,159 +10,24 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
-
-METADATA_COLUMNS = [f.name for f in fields(PhotoMetadata)]
-EXPORT_COLUMNS = {
-    "photos": [
-        "path",
-        "sha256",
-        "taken_at",
-        "camera_make",
-        "camera_model",
-        "lens",
-        "lat",
-        "lon",
-        "width",
-        "height",
-        "caption",
-        "hashtags",
-        "labels",
-        "post_text",
-        "status",
-        "error",
-        "warning",
-    ],
-    "posts": ["id", "taken_at", "caption", "hashtags", "media"],
-}
-
-
-def _db_path(path: str | Path) -> str | bytes:
-    """A path as the index stores it: text, or the file name's raw bytes (a BLOB) when it is not
-    UTF-8. SQLite text must be UTF-8, and a surrogate-escaped name would not round-trip."""
-    text = str(path)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return os.fsencode(text)
-    return text
-
-
-def _fs_path(value: str | bytes) -> str:
-    """Inverse of ``_db_path``: the path as Python's os functions spell it."""
-    return os.fsdecode(value) if isinstance(value, bytes) else value
-
-
-def _db_text(text: str | None) -> str | None:
-    """A message for the index; a non-UTF-8 file name in it is shown with \\x escapes."""
-    if text is None:
-        return None
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = text.encode("utf-8", "backslashreplace")
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _create_v1(db: sqlite_utils.Database) -> None:
-    db["photos"].create(
-        {
-            "path": str,
-            "sha256": str,
-            "size": int,
-            "mtime_ns": int,
-            "status": str,
-            "error": str,
-            **{c: str for c in METADATA_COLUMNS},
-            "lat": float,
-            "lon": float,
-            "orientation": int,
-            "width": int,
-            "height": int,
-            "first_seen": str,
-            "last_seen": str,
-        },
-        pk="path",
-    )
-    db["photos"].create_index(["sha256"])
-    db["photos"].create_index(["status"])
-    db["analyses"].create(
-        {
-            "sha256": str,
-            "labels": str,
-            "caption": str,
-            "hashtags": str,
-            "post_text": str,
-            "embedding": bytes,
-            "models": str,
-            "analyzed_at": str,
-        },
-        pk="sha256",
-    )
-    db["analyses"].enable_fts(["caption", "hashtags", "labels"], create_triggers=True)
-    db["scans"].create(
-        {
-            "id": int,
-            "started_at": str,
-            "finished_at": str,
-            "roots": str,
-            "summary": str,
-        },
-        pk="id",
-    )
-
-
-def _create_v2_posts(db: sqlite_utils.Database) -> None:
-    """The user's own past posts (Instagram import): what personalises their hashtags."""
-    db["posts"].create(
-        {"id": str, "taken_at": str, "caption": str, "hashtags": str, "imported_at": str},
-        pk="id",
-    )
-    db["post_media"].create(
-        {
-            "post_id": str,
-            "position": int,
-            "kind": str,  # "photo" | "video"; videos are recorded but neither copied nor encoded
-            "uri": str,  # where the export had it
-            "path": str,  # the copy under the data dir (photos only)
-            "sha256": str,
-            "embedding": bytes,  # pooled encoder vector, float16 little-endian
-        },
-        pk=("post_id", "position"),
-        foreign_keys=[("post_id", "posts", "id")],
-    )
-    db["post_media"].create_index(["sha256"])
-
-
-def _add_v3_candidates(db: sqlite_utils.Database) -> None:
-    """Keep the non-personalized hashtags beside the final ones.
-
-    A newly trained personal head can then re-rank every photo already analysed without running
-    the image models again; ``personalized_by`` names the head that ranked ``hashtags``.
-    """
-    db["analyses"].add_column("candidates", str)
-    db["analyses"].add_column("personalized_by", str)
-    db.execute("UPDATE analyses SET candidates = hashtags")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
-    _create_v1,
-    _create_v2_posts,
-    _add_v3_candidates,
-]
-SCHEMA_VERSION = len(MIGRATIONS)
+from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, Post, PostMedia
+from photobatch.library.schema import (
+    EXPORT_COLUMNS,
+    METADATA_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    db_path,
+    db_text,
+    fs_path,
+    now,
+)
 
 
 class IndexOpenError(Exception):
@@ -217,7 +82,7 @@ class Index:
     def known_files(self) -> dict[str, tuple[int, int, str, str | None]]:
         """path -> (size, mtime_ns, status, sha256) for every indexed path: the rescan gate."""
         rows = self.db.execute("SELECT path, size, mtime_ns, status, sha256 FROM photos")
-        return {_fs_path(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
+        return {fs_path(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
 
     def analyzed(self, hashes: Iterable[str]) -> set[str]:
         """Which of these content hashes already have model results."""
@@ -231,7 +96,7 @@ class Index:
         return found
 
     def record(self, path: Path) -> PhotoRecord | None:
-        rows = list(self.db.query("SELECT * FROM photos WHERE path = ?", [_db_path(path)]))
+        rows = list(self.db.query("SELECT * FROM photos WHERE path = ?", [db_path(path)]))
         if not rows:
             return None
         return self._to_record(rows[0])
@@ -242,7 +107,7 @@ class Index:
         if row["sha256"]:
             analysis = self.analysis(row["sha256"])
         return PhotoRecord(
-            path=Path(_fs_path(row["path"])),
+            path=Path(fs_path(row["path"])),
             sha256=row["sha256"],
             status=row["status"],
             error=row["error"],
@@ -288,7 +153,7 @@ class Index:
             "analyses_fts.rowid JOIN photos ON photos.sha256 = analyses.sha256 "
             "WHERE analyses_fts MATCH ? AND photos.status = 'ok' ORDER BY rank LIMIT ?"
         )
-        return [_fs_path(r[0]) for r in self.db.execute(sql, [query, limit])]
+        return [fs_path(r[0]) for r in self.db.execute(sql, [query, limit])]
 
     def export_rows(self, table: str = "photos") -> Iterator[dict[str, Any]]:
         """Rows for ``photobatch export``: one per image file found (failures included), or one
@@ -304,7 +169,7 @@ class Index:
             "ON analyses.sha256 = photos.sha256 ORDER BY photos.path"
         )
         for row in self.db.query(sql):
-            row["path"] = _fs_path(row["path"])
+            row["path"] = fs_path(row["path"])
             tags = json.loads(row.pop("tags") or "[]")
             labels = json.loads(row.pop("label_list") or "[]")
             row["hashtags"] = " ".join(f"#{t}" for t in tags)
@@ -326,16 +191,16 @@ class Index:
         photo_rows = []
         for found, metadata, sha256, status, error in photos:
             row: dict[str, Any] = {
-                "path": _db_path(found.path),
+                "path": db_path(found.path),
                 "sha256": sha256,
                 "size": found.size,
                 "mtime_ns": found.mtime_ns,
                 "status": status,
-                "error": _db_text(error),
+                "error": db_text(error),
                 "last_seen": stamp,
                 **asdict(metadata or PhotoMetadata()),
             }
-            row["warning"] = _db_text(row["warning"])
+            row["warning"] = db_text(row["warning"])
             photo_rows.append(row)
         analysis_rows = [
             {
@@ -388,7 +253,7 @@ class Index:
         """Paths of present photos with these contents (to refresh their sidecars)."""
         wanted = set(hashes)
         rows = self.db.execute("SELECT path, sha256 FROM photos WHERE status = 'ok'")
-        return [Path(_fs_path(path)) for path, sha in rows if sha in wanted]
+        return [Path(fs_path(path)) for path, sha in rows if sha in wanted]
 
     def move(self, src: Path, dest: Path) -> list[str]:
         """Re-point the rows of a moved file or folder; returns their new paths.
@@ -406,17 +271,17 @@ class Index:
         moved = []
         with self.db.atomic():
             for (stored,) in rows:
-                target = new + _fs_path(stored)[len(old) :]
-                self.db.execute("DELETE FROM photos WHERE path = ?", [_db_path(target)])
+                target = new + fs_path(stored)[len(old) :]
+                self.db.execute("DELETE FROM photos WHERE path = ?", [db_path(target)])
                 self.db.execute(
-                    "UPDATE photos SET path = ? WHERE path = ?", [_db_path(target), stored]
+                    "UPDATE photos SET path = ? WHERE path = ?", [db_path(target), stored]
                 )
                 moved.append(target)
         return moved
 
     def mark_missing(self, paths: Iterable[str]) -> int:
         """Flag paths that are no longer on disk; their rows and results are kept."""
-        paths = [_db_path(p) for p in paths]
+        paths = [db_path(p) for p in paths]
         with self.db.atomic():
             for start in range(0, len(paths), 500):
                 chunk = paths[start : start + 500]
@@ -534,28 +399,3 @@ class Index:
                 "hashtags": " ".join(f"#{t}" for t in post.hashtags),
                 "media": ";".join(str(m.path) for m in post.media if m.path),
             }
-
-
-# -- posts ----------------------------------------------------------------------------------------
-
-
-@dataclass
-class PostMedia:
-    """One item of an imported post: photos are copied and encoded, videos only recorded."""
-
-    kind: str  # "photo" | "video"
-    uri: str  # where the export had it
-    path: Path | None = None  # the copy under the data dir; None for videos and missing files
-    sha256: str | None = None
-    embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
-
-
-@dataclass
-class Post:
-    """One of the user's own posts as the index keeps it."""
-
-    id: str
-    taken_at: str | None  # ISO 8601, UTC
-    caption: str
-    hashtags: list[str]  # lowercase, without '#', in caption order
-    media: list[PostMedia] = field(default_factory=list)

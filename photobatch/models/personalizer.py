@@ -1,8 +1,8 @@
 """Personalized hashtags and post drafts from the user's imported Instagram history (CSMN head).
 
-Lifecycle: ``train_personalizer`` fits two CSMN heads on the user's imported posts (hashtags, and
-post text for the draft) and saves them with the index as ``personalizer.pt`` (plain tensors,
-lists and numbers, so ``torch.load(weights_only=True)`` reads it); at scan time
+Lifecycle: ``photobatch.training.personalizer`` fits two CSMN heads on the user's imported posts
+(hashtags, and post text for the draft) and saves them with the index as ``personalizer.pt``
+(plain tensors, lists and numbers, so ``torch.load(weights_only=True)`` reads it); at scan time
 ``Personalizer.load(path)`` and then ``rerank`` (hashtags, best first) and ``draft_post``.
 
 Reranking: the head decodes its own tags (beam search, no duplicates) and scores every tag of its
@@ -13,27 +13,19 @@ no history for them, and the user's habits and signature tags rise where the hea
 
 from __future__ import annotations
 
-import math
-import re
-import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from tqdm import tqdm
 
-from photobatch.instagram.export import STOPWORDS
-from photobatch.models.nn.csmn import BOS, CSMN, EOS, PAD, SPECIALS, UNK, CSMNConfig
+from photobatch.models.nn.csmn import CSMN, PAD, SPECIALS, UNK, CSMNConfig
 
 if TYPE_CHECKING:
     from photobatch.library.index import Index
-    from photobatch.library.index import Post as IndexPost
 
 FILE_NAME = "personalizer.pt"
 FORMAT = 1
@@ -41,52 +33,6 @@ NO_POSTS = (
     "no imported posts: hashtags are not personalized "
     "(import an Instagram export, then run 'photobatch train personalizer')"
 )
-TOKEN = re.compile(r"[a-z0-9]+")
-
-
-@dataclass(frozen=True)
-class HistoryPost:
-    """One of the user's past posts as the head learns from it (hashtags without '#')."""
-
-    taken_at: str
-    caption: str
-    hashtags: tuple[str, ...]
-    embedding: np.ndarray  # (1280,) pooled encoder vector
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Training knobs. 40 epochs of batch 32 at lr 3e-3 fit 800 posts in about a minute on a
-    2-core CPU and converge on the benchmark users (loss flat after ~30 epochs)."""
-
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 1e-5
-    seed: int = 0
-    use_context: bool = True  # False: the "CSMN without user context" ablation
-    draft: bool = True  # also train the post-text head
-
-
-def words(text: str) -> list[str]:
-    """Lower-case word tokens of a caption (hashtags and mentions stripped)."""
-    text = re.sub(r"[#@]\S+", " ", text.lower())
-    return TOKEN.findall(text)
-
-
-def user_context(posts: Sequence[HistoryPost], idf: Callable[[str], float], size: int) -> list[str]:
-    """The user's top-``size`` TF-IDF hashtags and caption words, decreasing score.
-
-    The same profile as ``instagram.user_profile`` (TF = share of posts using a term, background
-    IDF from HARRISON so #love ranks below a tag this user uses unusually often), for posts that
-    are not in an index (the benchmark users). Terms used once say nothing about habits: skipped.
-    """
-    tf: Counter[str] = Counter()
-    for post in posts:
-        tf.update(set(post.hashtags) | {w for w in words(post.caption) if w not in STOPWORDS})
-    scored = [(n / len(posts) * idf(t), t) for t, n in tf.items() if n >= 2 and len(t) > 1]
-    scored.sort(key=lambda s: (-s[0], s[1]))
-    return [t for _, t in scored[:size]]
 
 
 class Vocab:
@@ -139,16 +85,6 @@ class Head:
         return cls(model, Vocab(state["vocab"][len(SPECIALS) :]), list(state["context"]))
 
 
-def tag_order(posts: Sequence[HistoryPost]) -> Callable[[Sequence[str]], list[str]]:
-    """Target order for a post's tags: the user's most frequent first (ties by name).
-
-    CSMN generates a sequence but hashtags are a set; a fixed frequent-first order makes the
-    first steps the confident ones, which is what greedy and beam decoding reward.
-    """
-    freq = Counter(t for p in posts for t in set(p.hashtags))
-    return lambda tags: sorted(set(tags), key=lambda t: (-freq[t], t))
-
-
 @contextmanager
 def one_thread() -> Iterator[None]:
     """Run the head on one intra-op thread, then restore the setting.
@@ -162,83 +98,6 @@ def one_thread() -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def fit_head(
-    examples: Sequence[tuple[np.ndarray, list[str]]],
-    vocab_tokens: Sequence[str],
-    context: list[str],
-    config: CSMNConfig,
-    settings: TrainSettings,
-    progress: str | None = None,
-) -> Head:
-    """Teacher-forced training of one CSMN on (embedding, target tokens) pairs; deterministic."""
-    with one_thread():
-        return _fit(examples, vocab_tokens, context, config, settings, progress)
-
-
-def _fit(
-    examples: Sequence[tuple[np.ndarray, list[str]]],
-    vocab_tokens: Sequence[str],
-    context: list[str],
-    config: CSMNConfig,
-    settings: TrainSettings,
-    progress: str | None,
-) -> Head:
-    torch.manual_seed(settings.seed)
-    vocab = Vocab(vocab_tokens)
-    config = replace(config, vocab_size=len(vocab))
-    model = CSMN(config)
-    head = Head(model, vocab, context if settings.use_context else [])
-    images = torch.tensor(np.stack([e for e, _ in examples]), dtype=torch.float32)
-    rows = []
-    for _, tokens in examples:
-        ids = [BOS, *vocab.encode(tokens[: config.max_len]), EOS]
-        rows.append(ids + [PAD] * (config.max_len + 2 - len(ids)))
-    seqs = torch.tensor(rows)
-    ctx = head.context_ids().unsqueeze(0)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    gen = torch.Generator().manual_seed(settings.seed)
-    n = len(examples)
-    steps = settings.epochs * math.ceil(n / settings.batch_size)
-    bar = tqdm(total=steps, desc=progress, disable=progress is None, leave=False)
-    model.train()
-    for _ in range(settings.epochs):
-        for batch in torch.randperm(n, generator=gen).split(settings.batch_size):
-            seq = seqs[batch]
-            seq = seq[:, : int((seq != PAD).sum(1).max())]  # no steps past the longest target
-            logits = model(images[batch], ctx.expand(len(batch), -1), seq[:, :-1])
-            loss = F.cross_entropy(logits.transpose(1, 2), seq[:, 1:], ignore_index=PAD)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            bar.update()
-            bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
-    bar.close()
-    model.eval()
-    return head
-
-
-def fit_tag_head(
-    posts: Sequence[HistoryPost], context: list[str], settings: TrainSettings, progress: str | None
-) -> Head:
-    order = tag_order(posts)
-    examples = [(p.embedding, order(p.hashtags)) for p in posts if p.hashtags]
-    vocab = sorted({t for _, tags in examples for t in tags} | set(context))
-    return fit_head(examples, vocab, context, CSMNConfig(vocab_size=0), settings, progress)
-
-
-def fit_draft_head(
-    posts: Sequence[HistoryPost], context: list[str], settings: TrainSettings, progress: str | None
-) -> Head | None:
-    """Post-text head (CSMN's post generation): the user's words, rare ones as <unk>."""
-    examples = [(p.embedding, words(p.caption)) for p in posts if words(p.caption)]
-    if not examples:
-        return None
-    counts = Counter(w for _, ws in examples for w in ws)
-    vocab = sorted({w for w, c in counts.items() if c >= 2} | set(context))
-    config = CSMNConfig(vocab_size=0, max_len=16)
-    return fit_head(examples, vocab, context, config, settings, progress)
 
 
 class Personalizer:
@@ -310,83 +169,6 @@ class Personalizer:
         tokens = self.draft.decode(embedding, self.beam_size, unique=False)[0]
         text = " ".join(tokens)
         return text[:1].upper() + text[1:] + "." if text else ""
-
-
-def train_on_posts(
-    posts: Sequence[HistoryPost],
-    idf: Callable[[str], float],
-    settings: TrainSettings | None = None,
-    progress: bool = False,
-    context: list[str] | None = None,
-) -> Personalizer:
-    """Fit the heads on ``posts``; ``context`` defaults to their TF-IDF profile."""
-    settings = settings or TrainSettings()
-    start = time.monotonic()
-    if context is None:
-        context = user_context(posts, idf, CSMNConfig(vocab_size=0).context_len)
-    tags = fit_tag_head(posts, context, settings, "personalizer: hashtags" if progress else None)
-    draft = (
-        fit_draft_head(posts, context, settings, "personalizer: post text" if progress else None)
-        if settings.draft
-        else None
-    )
-    summary = (
-        f"personalizer: {len(posts)} posts, {len(tags.vocab) - len(SPECIALS)} tags, "
-        f"context {len(tags.context)} terms, trained in {time.monotonic() - start:.0f} s"
-    )
-    return Personalizer(tags, draft, summary)
-
-
-# -- with the index: what the CLI and the scan call ----------------------------------------------
-
-
-def history_from_index_post(post: IndexPost) -> HistoryPost | None:
-    """One imported post as training data (embedding = mean over its photos); None without any."""
-    vectors = [
-        np.frombuffer(m.embedding, dtype="<f2").astype(np.float32)
-        for m in post.media
-        if m.kind == "photo" and m.embedding
-    ]
-    if not vectors:
-        return None
-    return HistoryPost(post.taken_at or "", post.caption, tuple(post.hashtags), np.mean(vectors, 0))
-
-
-def history_from_index(index: Index) -> list[HistoryPost]:
-    """Imported posts that have at least one encoded photo."""
-    return [h for p in index.posts() if (h := history_from_index_post(p)) is not None]
-
-
-def index_context(index: Index, size: int) -> list[str]:
-    """The import's ``user_profile`` terms, '#' dropped (hashtag and word share one vocabulary)."""
-    from photobatch.instagram.export import harrison_idf, user_profile
-    from photobatch.models.prior import default_prior
-
-    terms = user_profile(index, harrison_idf(default_prior()), top_d=size)
-    return list(dict.fromkeys(t.removeprefix("#") for t, _ in terms))
-
-
-def train_personalizer(
-    index: Index, path: Path, settings: TrainSettings | None = None, progress: bool = True
-) -> str:
-    """``photobatch train personalizer``: fit on the imported posts, save, one-line summary.
-
-    With no imported post (or none with an encoded photo) nothing is written and any old head is
-    removed, so scans fall back to the non-personalized pipeline.
-    """
-    from photobatch.instagram.export import harrison_idf
-    from photobatch.models.prior import default_prior
-
-    history = history_from_index(index)
-    if not history:
-        path.unlink(missing_ok=True)
-        return f"personalizer: {NO_POSTS}"
-    context = index_context(index, CSMNConfig(vocab_size=0).context_len)
-    personalizer = train_on_posts(
-        history, harrison_idf(default_prior()), settings, progress, context=context
-    )
-    personalizer.save(path)
-    return f"{personalizer.summary} -> {path}"
 
 
 def load_personalizer(path: Path) -> Personalizer | None:

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -196,3 +197,20 @@ def main_build(harrison_dir: Path, out: Path) -> str:
 def default_prior() -> HashtagPrior:
     """The prior shipped in ``models/`` (``photobatch.weights``), loaded once per process."""
     return HashtagPrior.load(shipped(PRIOR_FILE))
+
+
+def harrison_idf(prior: HashtagPrior) -> Callable[[str], float]:
+    """Background IDF from the HARRISON hashtag prior, with unknown words capped.
+
+    HARRISON knows only its ~1,000 popular hashtags, so a word it lacks is "not a popular tag",
+    not "rarer than anything ever seen": it gets the IDF of the rarest tag HARRISON has (a
+    document frequency of one post). That is the maximum IDF, so a user's own vocabulary (a
+    dog's name, a niche hobby) ranks with the most distinctive known tags and how often the user
+    uses it decides, while a known but common tag (#love) stays low.
+    """
+    cap = max(prior.idf(tag) for tag in prior.vocab)
+
+    def idf(word: str) -> float:
+        return prior.idf(word) if word in prior else cap
+
+    return idf

@@ -16,19 +16,21 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from photobatch.core.config import Config
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
 from photobatch.library.discovery import file_id, read_problem, sha256_file, walk
-from photobatch.library.index import Index, now
+from photobatch.library.index import Index
 from photobatch.library.metadata import read_metadata
+from photobatch.library.schema import now
 from photobatch.library.sidecars import SidecarSync
+from photobatch.scan.summary import ScanError, ScanSummary
 
 if TYPE_CHECKING:
     import torch
@@ -40,47 +42,6 @@ if TYPE_CHECKING:
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 # Batches decoded ahead while the models load (32 photos of 224x224 float32 are 19 MB).
 LOAD_AHEAD = 4
-
-
-class ScanError(Exception):
-    """A problem that stops the whole scan (as opposed to one bad file, which is recorded)."""
-
-
-@dataclass
-class ScanSummary:
-    found: int = 0
-    new: int = 0
-    changed: int = 0
-    reused: int = 0  # new paths whose content was already analysed: moves, renames, copies
-    unchanged: int = 0
-    analyzed: int = 0
-    errors: int = 0
-    missing: int = 0
-    personalized: int = 0  # photos analysed earlier, re-ranked by a newly trained personal head
-    sidecar_problems: int = 0
-    seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "problems"}
-
-    def line(self) -> str:
-        parts = [
-            f"{self.new} new",
-            f"{self.changed} changed",
-            f"{self.reused} reused (moved or copied)",
-            f"{self.unchanged} unchanged",
-            f"{self.errors} unreadable",
-            f"{self.missing} missing",
-        ]
-        if self.personalized:
-            parts.append(f"{self.personalized} re-ranked by your personal head")
-        if self.sidecar_problems:
-            parts.append(f"{self.sidecar_problems} sidecar problems")
-        return (
-            f"photobatch: {self.found} photos: {', '.join(parts)}; "
-            f"{self.analyzed} analysed in {self.seconds:.1f}s"
-        )
 
 
 @dataclass

@@ -26,7 +26,8 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from photobatch.library.discovery import is_image_name
-from photobatch.scan.pipeline import Scanner, ScanSummary
+from photobatch.scan.pipeline import Scanner
+from photobatch.scan.summary import ScanSummary
 
 log = logging.getLogger("photobatch.watch")
 

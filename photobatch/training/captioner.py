@@ -31,8 +31,8 @@ from photobatch.models.captions import (
 )
 from photobatch.models.nn.decoding import DecodeOptions, beam_search
 from photobatch.models.nn.sat import SATConfig, ShowAttendTell, attention_penalty
-from photobatch.research.evaluation import score_captions
 from photobatch.training.features import encode_images
+from photobatch.training.metrics import score_captions
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,98 @@
+"""The ``photobatch`` command line: parse options, call the library, report.
+
+Every command here is a thin wrapper; the work lives in the modules it calls. Problems the user
+can fix (bad config, unreadable index, a second scan) end with a one-line message and an exit
+code, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from photobatch import __version__
+from photobatch.core.config import Config, ConfigError, load_config
+from photobatch.library.index import Index, IndexOpenError
+
+
+class Context:
+    """What the group resolves once for every command: the effective config."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    @contextmanager
+    def index(self) -> Iterator[Index]:
+        try:
+            index = Index(self.config.index)
+        except IndexOpenError as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            yield index
+        finally:
+            index.close()
+
+
+pass_context = click.make_pass_decorator(Context)
+DEVICE = click.Choice(["auto", "cpu", "cuda"])
+
+
+@click.group()
+@click.version_option(__version__, prog_name="photobatch")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: $PHOTOBATCH_CONFIG, then ~/.config/photobatch/config.yaml).",
+)
+@click.option(
+    "--index",
+    "index_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Index database (default: $PHOTOBATCH_INDEX, then the config, then "
+    "~/.local/share/photobatch/index.db).",
+)
+@click.pass_context
+def cli(ctx: click.Context, config_path: Path | None, index_path: Path | None) -> None:
+    """Captions, hashtags and XMP keywords for your photo library, computed on this machine."""
+    try:
+        config = load_config(config_path, index=index_path)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
+    ctx.obj = Context(config)
+
+
+def caption_data(command: Callable[..., None]) -> Callable[..., None]:
+    """The options naming a caption data set, shared by ``train`` and ``evaluate captioner``."""
+    options = [
+        click.option(
+            "--captions",
+            required=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Captions: an image,caption CSV (as Flickr8k's) or a COCO-format caption JSON.",
+        ),
+        click.option(
+            "--images",
+            required=True,
+            type=click.Path(exists=True, file_okay=False, path_type=Path),
+            help="The folder holding the photos the captions name.",
+        ),
+        click.option(
+            "--splits",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="An image,split CSV with train and val rows (default: the splits of a COCO "
+            "JSON, else a fixed 5% of the photos held out as val).",
+        ),
+        click.option("--device", type=DEVICE, default="auto", show_default=True),
+        click.option(
+            "--cache",
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Where encoder features are cached (default: photobatch's data folder).",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command

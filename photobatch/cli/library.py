@@ -1,0 +1,162 @@
+"""Reading the index: `export`, `status`, `show` and `search`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photobatch.cli.base import Context, cli, pass_context
+from photobatch.library.index import Index
+from photobatch.library.schema import EXPORT_COLUMNS
+
+
+@cli.command()
+@click.option(
+    "--table",
+    type=click.Choice(sorted(EXPORT_COLUMNS)),
+    default="photos",
+    show_default=True,
+    help="What to export.",
+)
+@click.option("--format", "fmt", required=True, help="Output format: csv, json or jsonl.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File (default: stdout).",
+)
+@pass_context
+def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
+    """Export the index: one row per image file found, failures included."""
+    from photobatch.core.hooks import exporters
+
+    available = exporters()
+    if fmt not in available:
+        raise click.BadParameter(
+            f"'{fmt}' is not an installed format (choose from {', '.join(sorted(available))})",
+            param_hint="--format",
+        )
+    with obj.index() as index:
+        rows = index.export_rows(table)
+        columns = EXPORT_COLUMNS[table]
+        # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
+        if output is None:
+            sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
+            available[fmt].export(rows, columns, sys.stdout)
+        else:
+            with open(output, "w", encoding="utf-8", errors="surrogateescape", newline="") as out:
+                count = available[fmt].export(rows, columns, out)
+            click.echo(f"photobatch: wrote {count} rows to {output}", err=True)
+
+
+@cli.command()
+@pass_context
+def status(obj: Context) -> None:
+    """Counts, models in use and the last scan."""
+    with obj.index() as index:
+        counts = index.counts()
+        last = index.last_scan()
+        models = index.models_in_use()
+        lines = [
+            f"index:     {obj.config.index} (schema {index.schema_version})",
+            "photos:    "
+            + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "error", "missing")),
+            f"analysed:  {counts['analyses']} distinct photos",
+            f"models:    {', '.join(models) if models else 'none yet'}",
+        ]
+        if last:
+            summary = json.loads(last["summary"])
+            lines.append(
+                f"last scan: {last['finished_at']} of {', '.join(json.loads(last['roots']))}: "
+                f"{summary['found']} found, {summary['analyzed']} analysed, "
+                f"{summary['errors']} unreadable, {summary['missing']} missing"
+            )
+        else:
+            lines.append("last scan: never")
+        lines.extend(personal_status(index, obj.config.personalizer_path))
+    click.echo("\n".join(lines))
+
+
+def personal_status(index: Index, head: Path) -> list[str]:
+    """The profile and personal-head lines of ``status`` (torch-free unless a head exists)."""
+    from photobatch.instagram.profile import user_profile
+
+    profile = user_profile(index, top_d=12)
+    if not profile:
+        return [
+            "profile:   no Instagram posts imported: hashtags are not personalized "
+            "(run 'photobatch import-instagram EXPORT', then 'photobatch train personalizer')"
+        ]
+    from photobatch.models.personalizer import personalizer_status
+
+    return [
+        f"profile:   {len(index.post_ids())} posts; " + ", ".join(t for t, _ in profile),
+        personalizer_status(index, head),
+    ]
+
+
+@cli.command()
+@click.argument("photo", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option(
+    "--attention",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also draw the caption word by word, each word over the part of the photo the model "
+    "looked at, into this PNG file.",
+)
+@pass_context
+def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> None:
+    """Everything the index knows about one photo."""
+    with obj.index() as index:
+        record = index.record(photo.expanduser().absolute())
+    if record is None:
+        raise click.ClickException(f"{photo}: not in the index {obj.config.index} (scan it first)")
+    if attention is not None:
+        from photobatch.library.imaging import ImageError
+        from photobatch.models.attention import explain_photo
+        from photobatch.models.captioner import CheckpointError
+
+        try:
+            explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
+        except (ImageError, CheckpointError) as exc:
+            raise click.ClickException(str(exc)) from exc
+        click.echo(f"attention figure: {attention}", err=True)
+    info: dict[str, Any] = {
+        "path": str(record.path),
+        "status": record.status,
+        "error": record.error,
+        "sha256": record.sha256,
+        **asdict(record.metadata),
+    }
+    if record.analysis is not None:
+        a = record.analysis
+        info.update(
+            caption=a.caption,
+            hashtags=" ".join(f"#{t}" for t in a.hashtags),
+            labels="; ".join(a.labels),
+            post_text=a.post_text,
+            models=a.models,
+        )
+    if as_json:
+        click.echo(json.dumps(info, indent=2, ensure_ascii=False))
+        return
+    width = max(len(k) for k in info)
+    for key, value in info.items():
+        if value not in (None, ""):
+            click.echo(f"{key + ':':<{width + 1}} {value}")
+
+
+@cli.command()
+@click.argument("query")
+@click.option("--limit", default=20, show_default=True, help="Most results to print.")
+@pass_context
+def search(obj: Context, query: str, limit: int) -> None:
+    """Full-text search over captions, hashtags and labels; prints matching paths."""
+    with obj.index() as index:
+        for path in index.search(query, limit):
+            click.echo(path)

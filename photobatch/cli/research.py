@@ -1,0 +1,201 @@
+"""`photobatch evaluate` and `photobatch bench`: measurements (the ``research`` extra)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context
+
+
+@cli.group()
+def evaluate() -> None:
+    """Measure a model on held-out data and print the metrics."""
+
+
+@evaluate.command("captioner")
+@caption_data
+@click.option(
+    "--model",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A checkpoint from 'train captioner' (default: the config's, else the shipped one).",
+)
+@click.option("--split", default="val", show_default=True, help="Which split to caption.")
+@pass_context
+def evaluate_captioner(
+    obj: Context,
+    captions: Path,
+    images: Path,
+    splits: Path | None,
+    device: str,
+    cache: Path | None,
+    model: Path | None,
+    split: str,
+) -> None:
+    """BLEU-1..4, ROUGE-L, CIDEr (and METEOR when Java is installed) of a captioner.
+
+    Captions one split with the beam settings a scan uses and scores them against the human
+    captions with the pycocoevalcap scorers.
+    """
+    from photobatch.models.captioner import CheckpointError
+    from photobatch.research.evaluation import evaluate_captioner
+    from photobatch.training.metrics import format_scores
+
+    try:
+        scores = evaluate_captioner(
+            captions,
+            images,
+            splits,
+            model=model or obj.config.captioner.model,
+            split=split,
+            device=device,
+            cache_dir=cache,
+            config=obj.config.captioner,
+        )
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(format_scores(scores))
+
+
+@evaluate.command("personalizer")
+@click.option(
+    "--device",
+    type=DEVICE,
+    help="Where the models run (default from config).",
+)
+@click.option(
+    "--benchmark",
+    "shared",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Instead of your posts, run the multi-user benchmark built from this shared-data "
+    "folder (Flickr8k photos and captions, HARRISON hashtags).",
+)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="With --benchmark: where photo embeddings are cached (default: beside the index).",
+)
+@click.option(
+    "--users",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="With --benchmark: how many benchmark users (the holdout user comes on top).",
+)
+@click.option(
+    "--posts",
+    "posts_per_user",
+    type=click.IntRange(min=10),
+    default=250,
+    show_default=True,
+    help="With --benchmark: posts per user.",
+)
+@pass_context
+def evaluate_personalizer(
+    obj: Context,
+    device: str | None,
+    shared: Path | None,
+    cache: Path | None,
+    users: int,
+    posts_per_user: int,
+) -> None:
+    """P/R/F1@K of personal hashtags against baselines, on your latest 20% of posts.
+
+    Trains on the earlier 80% of the imported posts (by time) and compares the personal head
+    with the non-personalized pipeline, your K most frequent tags, the tags of the most similar
+    earlier photo (1NN), and the head without its user-context memory.
+    """
+    from photobatch.models.stack import Analyzer
+    from photobatch.research.personal import evaluate_personalizer, run_benchmark
+
+    if shared is not None:
+        cache = cache or obj.config.data_dir / "benchmark-cache"
+        click.echo(run_benchmark(shared, cache, n_users=users, posts_per_user=posts_per_user))
+        return
+
+    with obj.index() as index:
+        posts = index.posts()
+        photos = {p.id: m.path for p in posts for m in p.media if m.path is not None}
+        if not photos:
+            raise click.ClickException("no imported posts with photos: run import-instagram first")
+        analyzer = Analyzer(obj.config, device or obj.config.device)
+        tags = analyzer.candidates_for(sorted(set(photos.values())))
+        click.echo(
+            evaluate_personalizer(index, pipeline=lambda post: tags.get(photos.get(post.id), []))
+        )
+
+
+@cli.command()
+@click.option(
+    "--photos",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="How many 12-megapixel JPEGs to generate and scan.",
+)
+@click.option(
+    "--small-files",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Size of the library for the no-op rescan.",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where generated photos are kept between runs (default: a folder in $TMPDIR).",
+)
+@click.option(
+    "--source",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Photos to upscale (default: ../shared/data/flickr8k/images beside a checkout).",
+)
+@click.option("--device", type=DEVICE, help="Where the scan's models run.")
+@click.option("--profile", is_flag=True, help="Also profile one scan and print where time goes.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.pass_context
+def bench(
+    ctx: click.Context,
+    photos: int,
+    small_files: int,
+    workdir: Path | None,
+    source: Path | None,
+    device: str | None,
+    profile: bool,
+    as_json: bool,
+) -> None:
+    """Measure scan throughput against a plain decode, peak memory, and a no-op rescan.
+
+    Generates realistic 12 MP JPEGs (upscaled shared photos with grain and camera EXIF), times a
+    full Pillow decode of them before and after an end-to-end `photobatch scan` in a child
+    process (the reference is their mean), then the rescan of a large unchanged library. Prints
+    a Markdown table row for the README.
+    """
+    from photobatch.research.bench import (
+        DEFAULT_SOURCE,
+        DEFAULT_WORKDIR,
+        BenchmarkError,
+        run_benchmark,
+    )
+
+    try:
+        result = run_benchmark(
+            workdir or DEFAULT_WORKDIR,
+            photos=photos,
+            small_files=small_files,
+            source_dir=source or DEFAULT_SOURCE,
+            device=device,
+            profile=profile,
+            config=ctx.find_root().params.get("config_path"),
+            log=lambda message: click.echo(message, err=True),
+        )
+    except BenchmarkError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), indent=2))
+        return
+    click.echo(result.table())
+    if result.profile:
+        click.echo(result.profile)

@@ -1,0 +1,110 @@
+"""`photobatch scan` and `photobatch watch`: bring the index and sidecars up to date."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from photobatch.cli.base import DEVICE, Context, cli, pass_context
+from photobatch.core.config import ConfigError
+from photobatch.core.lock import EX_TEMPFAIL, LockHeld, ScanLock
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, exists=False))
+@click.option("--no-sidecars", is_flag=True, help="Update the index only; write no sidecars.")
+@click.option(
+    "--device",
+    type=DEVICE,
+    help="Where the models run (default from config: auto = CUDA when present).",
+)
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
+@pass_context
+def scan(
+    obj: Context, paths: tuple[Path, ...], no_sidecars: bool, device: str | None, quiet: bool
+) -> None:
+    """Scan photo folders (or files) once and bring the index and sidecars up to date.
+
+    Incremental: unchanged photos cost one stat each; moved or renamed photos reuse their
+    results. Unreadable files are recorded with their error and counted; the exit code is 0
+    whenever the scan ran, 75 when another scan holds the index's lock.
+    """
+    from photobatch.scan.pipeline import Scanner
+    from photobatch.scan.summary import ScanError
+
+    try:
+        with ScanLock(obj.config.index), obj.index() as index:
+            scanner = Scanner(
+                obj.config,
+                index,
+                sidecars=not no_sidecars,
+                device=device,
+                progress=not quiet,
+            )
+            summary = scanner.scan(list(paths))
+    except LockHeld as exc:
+        click.echo(f"photobatch: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    except (ScanError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for problem in summary.problems:
+        click.echo(f"photobatch: {problem}", err=True)
+    if not quiet:
+        click.echo(summary.line())
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--settle",
+    type=click.FloatRange(min=0),
+    help="Seconds a file must stay unchanged before processing (config: watch.settle_seconds).",
+)
+@click.option("--poll", is_flag=True, help="Poll instead of using inotify (config: watch.poll).")
+@click.option("--no-sidecars", is_flag=True, help="Update the index only; write no sidecars.")
+@click.option(
+    "--device",
+    type=DEVICE,
+    help="Where the models run (default from config: auto = CUDA when present).",
+)
+@pass_context
+def watch(
+    obj: Context,
+    paths: tuple[Path, ...],
+    settle: float | None,
+    poll: bool,
+    no_sidecars: bool,
+    device: str | None,
+) -> None:
+    """Scan, then keep watching the folders and process photos as they arrive.
+
+    A photo is processed once it has stopped changing; moves keep their results; SIGTERM or
+    Ctrl-C finish the batch in hand, release the lock and exit 0. Logs go to stderr.
+    """
+    import logging
+
+    from photobatch.scan.pipeline import Scanner
+    from photobatch.scan.summary import ScanError
+    from photobatch.scan.watcher import Watcher
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        with ScanLock(obj.config.index), obj.index() as index:
+            scanner = Scanner(
+                obj.config, index, sidecars=not no_sidecars, device=device, progress=False
+            )
+            Watcher(
+                scanner,
+                list(paths),
+                settle=obj.config.watch.settle_seconds if settle is None else settle,
+                poll=poll or obj.config.watch.poll,
+            ).run()
+    except LockHeld as exc:
+        click.echo(f"photobatch: {exc}", err=True)
+        sys.exit(EX_TEMPFAIL)
+    except (ScanError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from exc

@@ -1,0 +1,121 @@
+"""`photobatch train` and `photobatch build-prior`: the models a user can (re)build."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+from photobatch.cli.base import Context, caption_data, cli, pass_context
+
+
+@cli.command("build-prior")
+@click.option(
+    "--harrison",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of the HARRISON dataset (tag_list.txt, data_list.txt).",
+)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the prior (.npz; a .json beside it).",
+)
+def build_prior(harrison: Path, output: Path) -> None:
+    """Rebuild the Instagram hashtag prior shipped in models/ from the HARRISON hashtag lists."""
+    from photobatch.models.prior import main_build
+
+    click.echo(main_build(harrison, output))
+
+
+@cli.group()
+def train() -> None:
+    """Train a model: the captioner, or your personal hashtag head."""
+
+
+@train.command("personalizer")
+@pass_context
+def train_personalizer(obj: Context) -> None:
+    """Learn your hashtag habits from the imported Instagram posts.
+
+    The head is stored beside the index; the next scan re-ranks every photo's hashtags with it
+    and drafts a post text in your voice. Without imported posts, hashtags stay generic.
+    """
+    from photobatch.training.personalizer import train_personalizer
+
+    with obj.index() as index:
+        click.echo(train_personalizer(index, obj.config.personalizer_path))
+
+
+@train.command("captioner")
+@caption_data
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the best model goes (default: captioner.pt in photobatch's data folder).",
+)
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Fine-tune: start from this checkpoint's weights (same captions' vocabulary and sizes).",
+)
+@click.option("--max-epochs", type=click.IntRange(min=1), help="Stop after this many epochs.")
+@click.option(
+    "--images-per-epoch",
+    type=click.IntRange(min=0),
+    help="Random train photos per epoch (default 1200; 0: all of them, every epoch).",
+)
+@click.option("--hidden-dim", type=click.IntRange(min=8), help="LSTM size (default 256).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam's learning rate.")
+@click.option("--seed", type=int, help="Random seed (default 0).")
+@click.option("--restart", is_flag=True, help="Start over instead of resuming a stopped run.")
+@pass_context
+def train_captioner(
+    obj: Context,
+    captions: Path,
+    images: Path,
+    splits: Path | None,
+    device: str,
+    cache: Path | None,
+    output: Path | None,
+    restart: bool,
+    **overrides: Any,
+) -> None:
+    """Train a Show-Attend-Tell captioner; the epoch with the best val BLEU-4 is kept.
+
+    Encoder features are computed once and cached; an interrupted run resumes where it stopped.
+    The defaults reproduce the model shipped in models/ (see models/CAPTIONER.md).
+    """
+    from photobatch.models.captioner import CheckpointError
+    from photobatch.training.captioner import TrainConfig, train_captioner
+    from photobatch.training.metrics import format_scores
+
+    changed = {key: value for key, value in overrides.items() if value is not None}
+    if changed.get("images_per_epoch") == 0:
+        changed["images_per_epoch"] = None
+    if "init" in changed:
+        changed["init"] = str(changed["init"].absolute())
+    out = output or obj.config.data_dir / "captioner.pt"
+    try:
+        summary = train_captioner(
+            captions,
+            images,
+            splits,
+            out,
+            config=TrainConfig(**changed),
+            device=device,
+            cache_dir=cache,
+            resume=not restart,
+        )
+    except CheckpointError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"best epoch {summary.best_epoch} of {summary.epochs_run} "
+        f"({summary.train_images} train, {summary.val_images} val photos, "
+        f"{summary.seconds / 60:.1f} min); val, greedy:\n{format_scores(summary.val_scores)}\n"
+        f"saved {out}; to caption with it, set 'captioner: {{model: {out}}}' in the config"
+    )

@@ -1,0 +1,165 @@
+"""The index's schema: its tables, the migrations that build them, and how values are stored.
+
+The schema version is SQLite's ``user_version``: migration N brings an index from version N to
+N + 1, so an index of any earlier photobatch upgrades itself step by step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import fields
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlite_utils
+
+from photobatch.core.records import PhotoMetadata
+
+METADATA_COLUMNS = [f.name for f in fields(PhotoMetadata)]
+
+
+EXPORT_COLUMNS = {
+    "photos": [
+        "path",
+        "sha256",
+        "taken_at",
+        "camera_make",
+        "camera_model",
+        "lens",
+        "lat",
+        "lon",
+        "width",
+        "height",
+        "caption",
+        "hashtags",
+        "labels",
+        "post_text",
+        "status",
+        "error",
+        "warning",
+    ],
+    "posts": ["id", "taken_at", "caption", "hashtags", "media"],
+}
+
+
+def db_path(path: str | Path) -> str | bytes:
+    """A path as the index stores it: text, or the file name's raw bytes (a BLOB) when it is not
+    UTF-8. SQLite text must be UTF-8, and a surrogate-escaped name would not round-trip."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def fs_path(value: str | bytes) -> str:
+    """Inverse of ``db_path``: the path as Python's os functions spell it."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+def db_text(text: str | None) -> str | None:
+    """A message for the index; a non-UTF-8 file name in it is shown with \\x escapes."""
+    if text is None:
+        return None
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = text.encode("utf-8", "backslashreplace")
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _create_v1(db: sqlite_utils.Database) -> None:
+    db["photos"].create(
+        {
+            "path": str,
+            "sha256": str,
+            "size": int,
+            "mtime_ns": int,
+            "status": str,
+            "error": str,
+            **{c: str for c in METADATA_COLUMNS},
+            "lat": float,
+            "lon": float,
+            "orientation": int,
+            "width": int,
+            "height": int,
+            "first_seen": str,
+            "last_seen": str,
+        },
+        pk="path",
+    )
+    db["photos"].create_index(["sha256"])
+    db["photos"].create_index(["status"])
+    db["analyses"].create(
+        {
+            "sha256": str,
+            "labels": str,
+            "caption": str,
+            "hashtags": str,
+            "post_text": str,
+            "embedding": bytes,
+            "models": str,
+            "analyzed_at": str,
+        },
+        pk="sha256",
+    )
+    db["analyses"].enable_fts(["caption", "hashtags", "labels"], create_triggers=True)
+    db["scans"].create(
+        {
+            "id": int,
+            "started_at": str,
+            "finished_at": str,
+            "roots": str,
+            "summary": str,
+        },
+        pk="id",
+    )
+
+
+def _create_v2_posts(db: sqlite_utils.Database) -> None:
+    """The user's own past posts (Instagram import): what personalises their hashtags."""
+    db["posts"].create(
+        {"id": str, "taken_at": str, "caption": str, "hashtags": str, "imported_at": str},
+        pk="id",
+    )
+    db["post_media"].create(
+        {
+            "post_id": str,
+            "position": int,
+            "kind": str,  # "photo" | "video"; videos are recorded but neither copied nor encoded
+            "uri": str,  # where the export had it
+            "path": str,  # the copy under the data dir (photos only)
+            "sha256": str,
+            "embedding": bytes,  # pooled encoder vector, float16 little-endian
+        },
+        pk=("post_id", "position"),
+        foreign_keys=[("post_id", "posts", "id")],
+    )
+    db["post_media"].create_index(["sha256"])
+
+
+def _add_v3_candidates(db: sqlite_utils.Database) -> None:
+    """Keep the non-personalized hashtags beside the final ones.
+
+    A newly trained personal head can then re-rank every photo already analysed without running
+    the image models again; ``personalized_by`` names the head that ranked ``hashtags``.
+    """
+    db["analyses"].add_column("candidates", str)
+    db["analyses"].add_column("personalized_by", str)
+    db.execute("UPDATE analyses SET candidates = hashtags")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
+    _create_v1,
+    _create_v2_posts,
+    _add_v3_candidates,
+]
+
+
+SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,70 @@
+"""Caption metrics with the reference COCO scorers (pycocoevalcap), called one by one.
+
+BLEU-1..4, ROUGE-L and CIDEr are pure Python. METEOR runs a Java jar, so it is scored only when
+``java`` is on PATH. SPICE is never used: it downloads models at first use. Captions are tokenized
+with :func:`photobatch.models.captions.tokenize` instead of the PTB tokenizer (Java), so
+hypotheses and references always go through the same, simple tokenization. Training selects its
+best epoch with them and ``photobatch evaluate captioner`` reports them.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Mapping, Sequence
+
+from photobatch.models.captions import tokenize
+
+METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")
+
+
+def score_captions(
+    references: Mapping[str, Sequence[str]],
+    hypotheses: Mapping[str, str],
+    meteor: bool | None = None,
+) -> dict[str, float]:
+    """Corpus scores of one hypothesis per image against its references.
+
+    ``meteor=None`` scores METEOR when Java is available; True insists, False skips it.
+    """
+    # Imported here: training on a machine without the scorers must still be able to start.
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    if set(references) != set(hypotheses):
+        raise ValueError("references and hypotheses must cover the same images")
+    if not hypotheses:
+        raise ValueError("no captions to score")
+    gts = {key: [" ".join(tokenize(r)) for r in refs] for key, refs in references.items()}
+    res = {key: [" ".join(tokenize(hyp))] for key, hyp in hypotheses.items()}
+
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    rouge, _ = Rouge().compute_score(gts, res)
+    cider, _ = Cider().compute_score(gts, res)
+    scores = {f"BLEU-{n + 1}": float(b) for n, b in enumerate(bleu)}
+    scores["ROUGE-L"] = float(rouge)
+    scores["CIDEr"] = float(cider)
+    if meteor is None:
+        meteor = shutil.which("java") is not None
+    if meteor:
+        scores["METEOR"] = _meteor(gts, res)
+    return scores
+
+
+def _meteor(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    scorer = Meteor()
+    try:
+        score, _ = scorer.compute_score(gts, res)
+    finally:
+        # Stop the Java process now rather than whenever the scorer is garbage collected.
+        scorer.meteor_p.stdin.close()
+        scorer.meteor_p.kill()
+        scorer.meteor_p.wait()
+    return float(score)
+
+
+def format_scores(scores: Mapping[str, float]) -> str:
+    """One ``NAME value`` line per metric, in the usual order."""
+    return "\n".join(f"{name:8s} {scores[name]:.4f}" for name in METRICS if name in scores)
