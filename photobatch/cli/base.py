@@ -1,8 +1,8 @@
 """The ``photobatch`` command line: parse options, call the library, report.
 
 Every command here is a thin wrapper; the work lives in the modules it calls. Problems the user
-can fix (bad config, unreadable index, a second scan) end with a one-line message and an exit
-code, never a traceback.
+can fix (bad config, unreadable index, a second scan) are raised as ``UserError`` anywhere below
+and end, in :class:`Boundary` only, as a one-line message and an exit code, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
 from photobatch import __version__
-from photobatch.core.config import Config, ConfigError, load_config
-from photobatch.library.index import Index, IndexOpenError
+from photobatch.core.config import Config, load_config
+from photobatch.core.errors import UserError
+from photobatch.library.index import Index
 
 
 class Context:
@@ -26,10 +28,7 @@ class Context:
 
     @contextmanager
     def index(self) -> Iterator[Index]:
-        try:
-            index = Index(self.config.index)
-        except IndexOpenError as exc:
-            raise click.ClickException(str(exc)) from exc
+        index = Index(self.config.index)
         try:
             yield index
         finally:
@@ -40,7 +39,28 @@ pass_context = click.make_pass_decorator(Context)
 DEVICE = click.Choice(["auto", "cpu", "cuda"])
 
 
-@click.group()
+class Boundary(click.Group):
+    """A command group that reports a ``UserError`` from its commands as one line on stderr.
+
+    Its subgroups are Boundaries too, so the innermost one reports, naming the full command.
+    """
+
+    group_class = type
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            names = [ctx.invoked_subcommand or ""]
+            outer = ctx
+            while outer.parent is not None:  # the root's name is the program's: left out
+                names.insert(0, outer.info_name or "")
+                outer = outer.parent
+            click.echo(f"photobatch: {exc.line(' '.join(names).strip())}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=Boundary)
 @click.version_option(__version__, prog_name="photobatch")
 @click.option(
     "--config",
@@ -58,11 +78,7 @@ DEVICE = click.Choice(["auto", "cpu", "cuda"])
 @click.pass_context
 def cli(ctx: click.Context, config_path: Path | None, index_path: Path | None) -> None:
     """Captions, hashtags and XMP keywords for your photo library, computed on this machine."""
-    try:
-        config = load_config(config_path, index=index_path)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from exc
-    ctx.obj = Context(config)
+    ctx.obj = Context(load_config(config_path, index=index_path))
 
 
 def caption_data(command: Callable[..., None]) -> Callable[..., None]:

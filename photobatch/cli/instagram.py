@@ -24,22 +24,14 @@ def import_instagram(obj: Context, exports: tuple[Path, ...], device: str | None
     information" in JSON format; all parts of a large export together. Photos are copied into
     photobatch's data folder, so the export can be deleted afterwards. Importing again is safe.
     """
-    from photobatch.instagram.export import InstagramExportError
     from photobatch.instagram.importer import import_instagram
     from photobatch.models.encoder import ImageEncoder
 
     encoder = ImageEncoder(device or obj.config.device)
     with obj.index() as index:
-        try:
-            summary = import_instagram(
-                index,
-                list(exports),
-                encoder,
-                obj.config.data_dir,
-                batch_size=obj.config.batch_size,
-            )
-        except InstagramExportError as exc:
-            raise click.ClickException(str(exc)) from exc
+        summary = import_instagram(
+            index, list(exports), encoder, obj.config.data_dir, batch_size=obj.config.batch_size
+        )
     for problem in summary.problems:
         click.echo(f"photobatch: {problem}", err=True)
     click.echo(summary.line())

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from photobatch.cli.base import Context, cli, pass_context
+from photobatch.core.errors import UserError
 from photobatch.library.index import Index
 from photobatch.library.schema import EXPORT_COLUMNS
 
@@ -115,16 +116,11 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
     with obj.index() as index:
         record = index.record(photo.expanduser().absolute())
     if record is None:
-        raise click.ClickException(f"{photo}: not in the index {obj.config.index} (scan it first)")
+        raise UserError(f"{photo}: not in the index {obj.config.index} (scan it first)")
     if attention is not None:
-        from photobatch.library.imaging import ImageError
         from photobatch.models.attention import explain_photo
-        from photobatch.models.captioner import CheckpointError
 
-        try:
-            explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
-        except (ImageError, CheckpointError) as exc:
-            raise click.ClickException(str(exc)) from exc
+        explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
         click.echo(f"attention figure: {attention}", err=True)
     info: dict[str, Any] = {
         "path": str(record.path),

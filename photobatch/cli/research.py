@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context
+from photobatch.core.errors import UserError
 
 
 @cli.group()
@@ -39,23 +40,19 @@ def evaluate_captioner(
     Captions one split with the beam settings a scan uses and scores them against the human
     captions with the pycocoevalcap scorers.
     """
-    from photobatch.models.captioner import CheckpointError
     from photobatch.research.evaluation import evaluate_captioner
     from photobatch.training.metrics import format_scores
 
-    try:
-        scores = evaluate_captioner(
-            captions,
-            images,
-            splits,
-            model=model or obj.config.captioner.model,
-            split=split,
-            device=device,
-            cache_dir=cache,
-            config=obj.config.captioner,
-        )
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
+    scores = evaluate_captioner(
+        captions,
+        images,
+        splits,
+        model=model or obj.config.captioner.model,
+        split=split,
+        device=device,
+        cache_dir=cache,
+        config=obj.config.captioner,
+    )
     click.echo(format_scores(scores))
 
 
@@ -119,7 +116,7 @@ def evaluate_personalizer(
         posts = index.posts()
         photos = {p.id: m.path for p in posts for m in p.media if m.path is not None}
         if not photos:
-            raise click.ClickException("no imported posts with photos: run import-instagram first")
+            raise UserError("no imported posts with photos: run import-instagram first")
         analyzer = Analyzer(obj.config, device or obj.config.device)
         tags = analyzer.candidates_for(sorted(set(photos.values())))
         click.echo(
@@ -173,26 +170,18 @@ def bench(
     process (the reference is their mean), then the rescan of a large unchanged library. Prints
     a Markdown table row for the README.
     """
-    from photobatch.research.bench import (
-        DEFAULT_SOURCE,
-        DEFAULT_WORKDIR,
-        BenchmarkError,
-        run_benchmark,
-    )
+    from photobatch.research.bench import DEFAULT_SOURCE, DEFAULT_WORKDIR, run_benchmark
 
-    try:
-        result = run_benchmark(
-            workdir or DEFAULT_WORKDIR,
-            photos=photos,
-            small_files=small_files,
-            source_dir=source or DEFAULT_SOURCE,
-            device=device,
-            profile=profile,
-            config=ctx.find_root().params.get("config_path"),
-            log=lambda message: click.echo(message, err=True),
-        )
-    except BenchmarkError as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = run_benchmark(
+        workdir or DEFAULT_WORKDIR,
+        photos=photos,
+        small_files=small_files,
+        source_dir=source or DEFAULT_SOURCE,
+        device=device,
+        profile=profile,
+        config=ctx.find_root().params.get("config_path"),
+        log=lambda message: click.echo(message, err=True),
+    )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))
         return

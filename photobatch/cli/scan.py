@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from photobatch.cli.base import DEVICE, Context, cli, pass_context
-from photobatch.core.config import ConfigError
-from photobatch.core.lock import EX_TEMPFAIL, LockHeld, ScanLock
+from photobatch.core.lock import ScanLock
 
 
 @cli.command()
@@ -32,23 +31,16 @@ def scan(
     whenever the scan ran, 75 when another scan holds the index's lock.
     """
     from photobatch.scan.pipeline import Scanner
-    from photobatch.scan.summary import ScanError
 
-    try:
-        with ScanLock(obj.config.index), obj.index() as index:
-            scanner = Scanner(
-                obj.config,
-                index,
-                sidecars=not no_sidecars,
-                device=device,
-                progress=not quiet,
-            )
-            summary = scanner.scan(list(paths))
-    except LockHeld as exc:
-        click.echo(f"photobatch: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
-    except (ScanError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    with ScanLock(obj.config.index), obj.index() as index:
+        scanner = Scanner(
+            obj.config,
+            index,
+            sidecars=not no_sidecars,
+            device=device,
+            progress=not quiet,
+        )
+        summary = scanner.scan(list(paths))
     for problem in summary.problems:
         click.echo(f"photobatch: {problem}", err=True)
     if not quiet:
@@ -86,25 +78,18 @@ def watch(
     import logging
 
     from photobatch.scan.pipeline import Scanner
-    from photobatch.scan.summary import ScanError
     from photobatch.scan.watcher import Watcher
 
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
     )
-    try:
-        with ScanLock(obj.config.index), obj.index() as index:
-            scanner = Scanner(
-                obj.config, index, sidecars=not no_sidecars, device=device, progress=False
-            )
-            Watcher(
-                scanner,
-                list(paths),
-                settle=obj.config.watch.settle_seconds if settle is None else settle,
-                poll=poll or obj.config.watch.poll,
-            ).run()
-    except LockHeld as exc:
-        click.echo(f"photobatch: {exc}", err=True)
-        sys.exit(EX_TEMPFAIL)
-    except (ScanError, ConfigError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    with ScanLock(obj.config.index), obj.index() as index:
+        scanner = Scanner(
+            obj.config, index, sidecars=not no_sidecars, device=device, progress=False
+        )
+        Watcher(
+            scanner,
+            list(paths),
+            settle=obj.config.watch.settle_seconds if settle is None else settle,
+            poll=poll or obj.config.watch.poll,
+        ).run()

@@ -90,7 +90,6 @@ def train_captioner(
     Encoder features are computed once and cached; an interrupted run resumes where it stopped.
     The defaults reproduce the model shipped in models/ (see models/CAPTIONER.md).
     """
-    from photobatch.models.captioner import CheckpointError
     from photobatch.training.captioner import TrainConfig, train_captioner
     from photobatch.training.metrics import format_scores
 
@@ -100,19 +99,16 @@ def train_captioner(
     if "init" in changed:
         changed["init"] = str(changed["init"].absolute())
     out = output or obj.config.data_dir / "captioner.pt"
-    try:
-        summary = train_captioner(
-            captions,
-            images,
-            splits,
-            out,
-            config=TrainConfig(**changed),
-            device=device,
-            cache_dir=cache,
-            resume=not restart,
-        )
-    except CheckpointError as exc:
-        raise click.ClickException(str(exc)) from exc
+    summary = train_captioner(
+        captions,
+        images,
+        splits,
+        out,
+        config=TrainConfig(**changed),
+        device=device,
+        cache_dir=cache,
+        resume=not restart,
+    )
     click.echo(
         f"best epoch {summary.best_epoch} of {summary.epochs_run} "
         f"({summary.train_images} train, {summary.val_images} val photos, "

@@ -17,8 +17,10 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
+from photobatch.core.errors import UserError
 
-class ConfigError(Exception):
+
+class ConfigError(UserError):
     """A config file or value is invalid; the message names the file and the key."""
 
 

@@ -11,11 +11,15 @@ import os
 from pathlib import Path
 from types import TracebackType
 
+from photobatch.core.errors import UserError
+
 EX_TEMPFAIL = 75  # sysexits.h: "try again later", what cron wrappers expect for a busy resource
 
 
-class LockHeld(Exception):
-    """Another process holds the scan lock of this index."""
+class LockHeld(UserError):
+    """Another process holds the scan lock of this index: try again later (exit 75)."""
+
+    exit_code = EX_TEMPFAIL
 
     def __init__(self, lock_path: Path, holder: str) -> None:
         self.lock_path = lock_path

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from photobatch.core.errors import UserError
 from photobatch.core.text import extract_hashtags
 
 POSTS_JSON = re.compile(r"posts_\d+\.json")
@@ -38,7 +39,7 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".webm", ".avi", ".3gp", "
 ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
 
 
-class InstagramExportError(Exception):
+class InstagramExportError(UserError):
     """The export cannot be imported; the message names the file and the problem.
 
     Raised before anything is written, so the index is as it was.

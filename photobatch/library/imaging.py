@@ -21,6 +21,7 @@ import numpy as np
 import pillow_heif
 from PIL import Image, UnidentifiedImageError
 
+from photobatch.core.errors import UserError
 from photobatch.library.discovery import RAW_EXTENSIONS
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ _FLIP_TO_EXIF = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
 _WHITE = (255, 255, 255)
 
 
-class ImageError(Exception):
+class ImageError(UserError):
     """A photo that cannot be decoded; the message names the file and the problem."""
 
     def __init__(self, path: Path | str, problem: str) -> None:

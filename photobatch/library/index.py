@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlite_utils
 
+from photobatch.core.errors import UserError
 from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, Post, PostMedia
 from photobatch.library.schema import (
     EXPORT_COLUMNS,
@@ -30,7 +31,7 @@ from photobatch.library.schema import (
 )
 
 
-class IndexOpenError(Exception):
+class IndexOpenError(UserError):
     """The index file cannot be used (newer schema, not a photobatch index, unreadable)."""
 
 

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor
 
 from photobatch.core.config import CaptionerConfig
+from photobatch.core.errors import UserError
 from photobatch.models.captions import SPECIALS, Vocabulary
 from photobatch.models.nn.decoding import DecodeOptions, beam_search
 from photobatch.models.nn.sat import SATConfig, ShowAttendTell
@@ -46,7 +47,7 @@ def save_checkpoint(
     tmp.replace(path)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A captioner checkpoint that cannot be used; the message names the file and why."""
 
 

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from photobatch.core.errors import UserError
+
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
 PAD_ID = 0  # every vocabulary starts with SPECIALS, so padding is always id 0
@@ -41,15 +43,32 @@ class CaptionSet:
         return [name for name in names if self.splits.get(name) == split]
 
 
+class CaptionDataError(UserError, ValueError):
+    """A captions or splits file that cannot be read; the message names the file and why."""
+
+
+# What a file of the wrong kind or encoding raises while being parsed.
+_UNREADABLE = (OSError, UnicodeDecodeError, csv.Error, json.JSONDecodeError, KeyError, TypeError)
+
+
 def read_captions(path: Path) -> CaptionSet:
     """Read ``image,caption`` CSV (Flickr8k here) or caption JSON (COCO, Karpathy's splits)."""
-    if path.suffix.lower() == ".json":
-        return _read_json(path)
+    try:
+        return _read_json(path) if path.suffix.lower() == ".json" else _read_csv(path)
+    except _UNREADABLE as exc:
+        raise _not_a("captions", path, exc) from exc
+
+
+def _not_a(kind: str, path: Path, exc: Exception) -> CaptionDataError:
+    return CaptionDataError(f"{path}: not a {kind} file ({type(exc).__name__}: {exc})")
+
+
+def _read_csv(path: Path) -> CaptionSet:
     result = CaptionSet()
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None or not {"image", "caption"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected a CSV with columns 'image,caption'")
+            raise CaptionDataError(f"{path}: expected a CSV with columns 'image,caption'")
         for row in reader:
             result.captions.setdefault(row["image"], []).append(row["caption"])
     return result
@@ -61,7 +80,7 @@ def _read_json(path: Path) -> CaptionSet:
     result = CaptionSet()
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list):
-        raise ValueError(f"{path}: expected a JSON object with an 'images' list")
+        raise CaptionDataError(f"{path}: expected a JSON object with an 'images' list")
     if "annotations" in data:
         names = {image["id"]: image["file_name"] for image in images}
         for ann in data["annotations"]:
@@ -79,11 +98,14 @@ def _read_json(path: Path) -> CaptionSet:
 
 def read_splits(path: Path) -> dict[str, str]:
     """``image,split`` CSV -> {image: split}."""
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"image", "split"} <= set(reader.fieldnames):
-            raise ValueError(f"{path}: expected a CSV with columns 'image,split'")
-        return {row["image"]: row["split"] for row in reader}
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"image", "split"} <= set(reader.fieldnames):
+                raise CaptionDataError(f"{path}: expected a CSV with columns 'image,split'")
+            return {row["image"]: row["split"] for row in reader}
+    except _UNREADABLE as exc:
+        raise _not_a("splits", path, exc) from exc
 
 
 class Vocabulary:

@@ -7,6 +7,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from photobatch.core.errors import UserError
+
 # Targets of issue 7, for a 2-core CPU.
 TARGET_RATIO = 1.0  # scan wall time / full Pillow decode time of the same files
 
@@ -218,5 +220,5 @@ class ChildRun:
         return int(self.summary.get("analyzed", 0))
 
 
-class BenchmarkError(Exception):
+class BenchmarkError(UserError):
     """The benchmark cannot run or a measured child failed; the message says which and why."""

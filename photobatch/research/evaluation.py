@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from photobatch.core.config import CaptionerConfig
-from photobatch.training.metrics import score_captions
+from photobatch.training.metrics import require_scorers, score_captions
 
 
 def evaluate_captioner(
@@ -32,6 +32,7 @@ def evaluate_captioner(
     from photobatch.models.encoder import resolve_device
     from photobatch.training.features import encode_images
 
+    require_scorers()  # before the photos are encoded and captioned
     data = read_captions(captions)
     if splits is not None:
         data.splits = read_splits(splits)

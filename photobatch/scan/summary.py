@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from photobatch.core.errors import UserError
 
-class ScanError(Exception):
+
+class ScanError(UserError):
     """A problem that stops the whole scan (as opposed to one bad file, which is recorded)."""
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from photobatch.models.captioner import save_checkpoint
+from photobatch.models.captioner import CheckpointError, load_checkpoint, save_checkpoint
 from photobatch.models.captions import (
     PAD_ID,
     CaptionSet,
@@ -32,7 +32,7 @@ from photobatch.models.captions import (
 from photobatch.models.nn.decoding import DecodeOptions, beam_search
 from photobatch.models.nn.sat import SATConfig, ShowAttendTell, attention_penalty
 from photobatch.training.features import encode_images
-from photobatch.training.metrics import score_captions
+from photobatch.training.metrics import require_scorers, score_captions
 
 
 @dataclass(frozen=True)
@@ -143,6 +143,7 @@ def train_captioner(
     from photobatch.core.config import data_home
     from photobatch.models.encoder import resolve_device
 
+    require_scorers()  # it selects the best epoch: fail now, not after an epoch of training
     cfg = config or TrainConfig()
     dev = torch.device(resolve_device(device))
     began = time.monotonic()
@@ -194,7 +195,7 @@ def train_captioner(
     if resume and state_path.is_file():
         saved = torch.load(state_path, map_location="cpu", weights_only=True)
         if saved["vocab"] != vocab.to_list() or saved["train_config"] != _plain(cfg):
-            raise ValueError(f"{state_path}: saved state is from a different run; delete it")
+            raise CheckpointError(f"{state_path}: saved state is from a different run; delete it")
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         shuffler.set_state(saved["shuffler"])
@@ -311,8 +312,6 @@ def train_epoch(
 
 def _start_from(model: ShowAttendTell, vocab: Vocabulary, checkpoint: Path) -> None:
     """Copy a checkpoint's weights into ``model``: it must share its vocabulary and sizes."""
-    from photobatch.models.captioner import CheckpointError, load_checkpoint
-
     start, start_vocab, _ = load_checkpoint(checkpoint)
     if start_vocab.words != vocab.words:
         raise CheckpointError(

@@ -4,7 +4,8 @@ BLEU-1..4, ROUGE-L and CIDEr are pure Python. METEOR runs a Java jar, so it is s
 ``java`` is on PATH. SPICE is never used: it downloads models at first use. Captions are tokenized
 with :func:`photobatch.models.captions.tokenize` instead of the PTB tokenizer (Java), so
 hypotheses and references always go through the same, simple tokenization. Training selects its
-best epoch with them and ``photobatch evaluate captioner`` reports them.
+best epoch with them and ``photobatch evaluate captioner`` reports them. pycocoevalcap comes with
+the ``research`` extra; without it :func:`require_scorers` raises ``MissingExtra``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,18 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping, Sequence
 
+from photobatch.core.errors import MissingExtra
 from photobatch.models.captions import tokenize
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")
+
+
+def require_scorers() -> None:
+    """Raise ``MissingExtra`` unless pycocoevalcap imports: called before any slow work starts."""
+    try:
+        import pycocoevalcap.bleu.bleu  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtra("research", "pycocoevalcap") from exc
 
 
 def score_captions(
@@ -26,7 +36,7 @@ def score_captions(
 
     ``meteor=None`` scores METEOR when Java is available; True insists, False skips it.
     """
-    # Imported here: training on a machine without the scorers must still be able to start.
+    require_scorers()
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.rouge.rouge import Rouge

@@ -1,0 +1,87 @@
+"""Problems the user can fix end as one ``photobatch: ...`` line on stderr, whichever command."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from photobatch.cli import cli
+from photobatch.core.lock import EX_TEMPFAIL, ScanLock
+
+PHOTO = "1000268201_693b08cb0e.jpg"
+
+
+def invoke(tmp_path: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--index", str(tmp_path / "index.db"), *args])
+
+
+def one_line(result: Result, code: int = 1) -> str:
+    """The single stderr line of a failed command, after checking there is nothing else."""
+    assert result.exit_code == code, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("photobatch: "), lines[0]
+    return lines[0]
+
+
+def caption_data(shared: Path, captions: Path, tmp_path: Path) -> list[str]:
+    flickr = shared / "data" / "flickr8k"
+    return ["--captions", str(captions), "--images", str(flickr / "images")] + [
+        "--cache",
+        str(tmp_path / "cache"),
+        "--device",
+        "cpu",
+    ]
+
+
+def test_swapped_captions_and_splits_files_name_the_file(shared: Path, tmp_path: Path) -> None:
+    splits = shared / "data" / "flickr8k" / "splits.csv"
+    result = invoke(tmp_path, "train", "captioner", *caption_data(shared, splits, tmp_path))
+    expected = f"photobatch: {splits}: expected a CSV with columns 'image,caption'"
+    assert one_line(result) == expected
+    assert not (tmp_path / "cache").exists()  # stopped before encoding a single photo
+
+
+def test_a_photo_given_as_captions_is_one_line(shared: Path, tmp_path: Path) -> None:
+    photo = shared / "data" / "flickr8k" / "images" / PHOTO
+    args = caption_data(shared, photo, tmp_path)
+    line = one_line(invoke(tmp_path, "evaluate", "captioner", *args))
+    assert line.startswith(f"photobatch: {photo}: not a captions file (UnicodeDecodeError")
+
+
+def test_a_photo_given_as_the_index_is_one_line(shared: Path, tmp_path: Path) -> None:
+    index = tmp_path / "photo.jpg"
+    shutil.copyfile(shared / "data" / "flickr8k" / "images" / PHOTO, index)
+    before = index.read_bytes()
+    result = CliRunner().invoke(cli, ["--index", str(index), "status"])
+    assert one_line(result).startswith(f"photobatch: {index}")
+    assert index.read_bytes() == before
+
+
+def test_a_second_scan_exits_75_with_one_line(tmp_path: Path) -> None:
+    (tmp_path / "photos").mkdir()
+    with ScanLock(tmp_path / "index.db"):
+        result = invoke(tmp_path, "scan", str(tmp_path / "photos"))
+    line = one_line(result, EX_TEMPFAIL)
+    assert line.startswith("photobatch: another photobatch scan is running on this index")
+    assert f"{tmp_path / 'index.db'}.lock" in line
+
+
+@pytest.mark.parametrize("command", [["train", "captioner"], ["evaluate", "captioner"]])
+def test_without_the_research_extra_caption_metrics_commands_say_what_to_install(
+    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "pycocoevalcap", None)  # its import now raises ImportError
+    captions = shared / "data" / "flickr8k" / "captions.csv"
+    result = invoke(tmp_path, *command, *caption_data(shared, captions, tmp_path))
+    assert one_line(result) == (
+        f"photobatch: {' '.join(command)} needs the research extra (pycocoevalcap is not "
+        "installed): pip install 'photobatch[research]'"
+    )
+    assert not (tmp_path / "cache").exists()
