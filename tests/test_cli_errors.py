@@ -31,13 +31,9 @@ def one_line(result: Result, code: int = 1) -> str:
 
 
 def caption_data(shared: Path, captions: Path, tmp_path: Path) -> list[str]:
-    flickr = shared / "data" / "flickr8k"
-    return ["--captions", str(captions), "--images", str(flickr / "images")] + [
-        "--cache",
-        str(tmp_path / "cache"),
-        "--device",
-        "cpu",
-    ]
+    images = shared / "data" / "flickr8k" / "images"
+    cache = tmp_path / "cache"
+    return ["--captions", str(captions), "--images", str(images), "--cache", str(cache)]
 
 
 def test_swapped_captions_and_splits_files_name_the_file(shared: Path, tmp_path: Path) -> None:
