@@ -57,6 +57,7 @@ def test_invalid_config_names_file_and_key(tmp_path: Path, text: str, message: s
         load_config(path)
     assert str(path) in str(err.value)
     assert message in str(err.value)
+    assert "\n" not in str(err.value)  # the command line prints it as one line
 
 
 def test_precedence_cli_over_env_over_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
