@@ -81,3 +81,12 @@ def test_without_the_research_extra_caption_metrics_commands_say_what_to_install
         "installed): pip install 'photobatch[research]'"
     )
     assert not (tmp_path / "cache").exists()
+
+
+def test_a_split_the_splits_file_lacks_is_one_line(shared: Path, tmp_path: Path) -> None:
+    flickr = shared / "data" / "flickr8k"
+    args = caption_data(shared, flickr / "captions.csv", tmp_path)
+    splits = ["--splits", str(flickr / "splits.csv"), "--split", "test"]
+    line = one_line(invoke(tmp_path, "evaluate", "captioner", *args, *splits))
+    assert line == f"photobatch: {flickr / 'splits.csv'}: no images in split 'test'"
+    assert not (tmp_path / "cache").exists()

@@ -44,7 +44,7 @@ class CaptionSet:
 
 
 class CaptionDataError(UserError, ValueError):
-    """A captions or splits file that cannot be read; the message names the file and why."""
+    """A captions or splits file that cannot be used; the message names the file and why."""
 
 
 # What a file of the wrong kind or encoding raises while being parsed.

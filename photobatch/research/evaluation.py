@@ -28,7 +28,7 @@ def evaluate_captioner(
 
     from photobatch.core.config import data_home
     from photobatch.models.captioner import Captioner
-    from photobatch.models.captions import read_captions, read_splits
+    from photobatch.models.captions import CaptionDataError, read_captions, read_splits
     from photobatch.models.encoder import resolve_device
     from photobatch.training.features import encode_images
 
@@ -38,7 +38,7 @@ def evaluate_captioner(
         data.splits = read_splits(splits)
     names = data.images(split) if data.splits else data.images()
     if not names:
-        raise ValueError(f"no images in split '{split}'")
+        raise CaptionDataError(f"{splits or captions}: no images in split '{split}'")
     dev = resolve_device(device)
     feats = encode_images(images, names, cache_dir or data_home() / "feature-cache", dev)
     captioner = Captioner(dev, replace(config or CaptionerConfig(), model=model))

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from photobatch.models.captioner import CheckpointError, load_checkpoint, save_checkpoint
 from photobatch.models.captions import (
     PAD_ID,
+    CaptionDataError,
     CaptionSet,
     Vocabulary,
     read_captions,
@@ -150,7 +151,7 @@ def train_captioner(
     data = read_captions(captions)
     train_names, val_names = split_images(data, splits)
     if not train_names or not val_names:
-        raise ValueError("need images in both the train and the val split")
+        raise CaptionDataError(f"{splits or captions}: need images in both a train and a val split")
     feats = encode_images(
         images,
         train_names + val_names,
