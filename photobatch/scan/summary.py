@@ -17,6 +17,7 @@ class ScanSummary:
     changed: int = 0
     reused: int = 0  # new paths whose content was already analysed: moves, renames, copies
     unchanged: int = 0
+    reanalysed: int = 0  # unchanged files analysed again: other model versions, or --reanalyse
     analyzed: int = 0
     errors: int = 0
     missing: int = 0
@@ -34,6 +35,7 @@ class ScanSummary:
             f"{self.changed} changed",
             f"{self.reused} reused (moved or copied)",
             f"{self.unchanged} unchanged",
+            *([f"{self.reanalysed} re-analysed (new models or --reanalyse)"] if self.reanalysed else []),
             f"{self.errors} unreadable",
             f"{self.missing} missing",
         ]
