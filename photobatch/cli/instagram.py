@@ -26,9 +26,9 @@ def import_instagram(obj: Context, exports: tuple[Path, ...], device: str | None
     """
     from photobatch.instagram.export import InstagramExportError
     from photobatch.instagram.importer import import_instagram
-    from photobatch.models.encoder import ImageEncoder
+    from photobatch.models.stack import model_set
 
-    encoder = ImageEncoder(device or obj.config.device)
+    encoder = model_set(obj.config, device or obj.config.device).encoder
     with obj.index() as index:
         try:
             summary = import_instagram(

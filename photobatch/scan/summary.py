@@ -35,10 +35,11 @@ class ScanSummary:
             f"{self.changed} changed",
             f"{self.reused} reused (moved or copied)",
             f"{self.unchanged} unchanged",
-            *([f"{self.reanalysed} re-analysed (new models or --reanalyse)"] if self.reanalysed else []),
             f"{self.errors} unreadable",
             f"{self.missing} missing",
         ]
+        if self.reanalysed:
+            parts.append(f"{self.reanalysed} re-analysed (new models or --reanalyse)")
         if self.personalized:
             parts.append(f"{self.personalized} re-ranked by your personal head")
         if self.sidecar_problems:
