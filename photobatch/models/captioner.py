@@ -104,6 +104,12 @@ class Captioner(Model):
         self.model: ShowAttendTell | None = None
         self.vocab: Vocabulary | None = None
 
+    @property
+    def device(self) -> torch.device:
+        from photobatch.models.encoder import resolve_device
+
+        return resolve_device(self.device_name)
+
     def files(self) -> tuple[Path, ...]:
         return (self.path,)
 
@@ -123,7 +129,7 @@ class Captioner(Model):
         return DecodeOptions(**self.settings())  # type: ignore[arg-type]
 
     def _load(self) -> None:
-        self.model, self.vocab, _ = load_checkpoint(self.path, self.device_name)
+        self.model, self.vocab, _ = load_checkpoint(self.path, self.device)
 
     def caption(self, feature_maps: Tensor) -> list[CaptionResult]:
         """Caption ``(N, 1280, 7, 7)`` feature maps with beam search, all photos at once."""
@@ -133,7 +139,7 @@ class Captioner(Model):
 
         self.load()
         assert self.model is not None and self.vocab is not None
-        device = torch.device(self.device_name)
+        device = self.device
         feats = feature_maps.to(device, torch.float32)
         # Mixed precision on CUDA only: bfloat16 keeps float32's range, so no loss scaling.
         with torch.autocast(
