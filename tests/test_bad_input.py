@@ -17,6 +17,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -242,12 +243,15 @@ class StandIn:
     """The models' place in the in-process tests: a fixed, valid result for any photo."""
 
     device = torch.device("cpu")
+    models = "stand-in"
+    personal = SimpleNamespace(id=None)  # no personal head
 
     def load(self) -> None:
         """Nothing to load; the scan calls this from its warm-up thread."""
 
     def analyze(self, hashes: list[str], images: list[object]) -> list[Analysis]:
-        return [Analysis(h, ["cat"], "a cat on a mat", ["cat", "mat", "pets"]) for h in hashes]
+        tags = ["cat", "mat", "pets"]
+        return [Analysis(h, ["cat"], "a cat on a mat", tags, models=self.models) for h in hashes]
 
 
 def scanner(tmp_path: Path) -> tuple[Scanner, Index]:

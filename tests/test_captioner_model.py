@@ -132,7 +132,8 @@ def test_checkpoint_loads_weights_only_and_captions_identically(tmp_path: Path) 
         "cpu", CaptionerConfig(model=path, beam_size=1, max_length=8, min_length=2)
     )
     results = captioner.caption(fmap)
-    assert captioner.name == "sat:m"
+    assert captioner.tag == f"sat@{captioner.version}"  # identity is content, not the file name
+    assert captioner.tag != Captioner("cpu", CaptionerConfig(beam_size=1, max_length=8)).tag
     for result, hyp in zip(results, expected, strict=True):
         assert result.tokens == vocab.decode(hyp.tokens)
         assert result.attention.shape == (len(result.tokens), 49)

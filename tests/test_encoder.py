@@ -67,9 +67,12 @@ def test_load_is_idempotent(encoder: ImageEncoder) -> None:
     assert not model.training
 
 
-def test_encode_before_load_is_a_clear_error() -> None:
-    with pytest.raises(RuntimeError, match="load"):
-        ImageEncoder("cpu").encode(torch.zeros(1, 3, 224, 224))
+def test_encode_loads_the_weights_on_first_use(encoder: ImageEncoder) -> None:
+    fresh = ImageEncoder("cpu")
+    assert not fresh.loaded
+    batch = torch.zeros(1, 3, 224, 224)
+    torch.testing.assert_close(fresh.encode(batch).logits, encoder.encode(batch).logits)
+    assert fresh.loaded
 
 
 def test_output_shapes(encoder: ImageEncoder, dog_batch: torch.Tensor) -> None:

@@ -6,6 +6,7 @@ import io
 import shutil
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -78,6 +79,8 @@ class CudaStandIn:
     """Models that claim CUDA, so the scan takes the GPU path; results are fixed."""
 
     device = torch.device("cuda")
+    models = "stand-in"
+    personal = SimpleNamespace(id=None)  # no personal head
 
     def __init__(self) -> None:
         self.batch_sizes: list[int] = []
@@ -88,7 +91,8 @@ class CudaStandIn:
     def analyze(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
         assert all(image.shape == (3, 224, 224) for image in images)
         self.batch_sizes.append(len(images))
-        return [Analysis(h, ["dog"], "a dog", ["dog", "pets", "cute"]) for h in hashes]
+        tags = ["dog", "pets", "cute"]
+        return [Analysis(h, ["dog"], "a dog", tags, models=self.models) for h in hashes]
 
 
 class RecordingDecoder:

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 
+from photobatch.core.records import Analysis
 from photobatch.library.index import Index
 from photobatch.models.personalizer import (
     FILE_NAME,
+    PersonalHead,
     Personalizer,
-    personalize,
     personalizer_status,
 )
 from photobatch.research.personal_users import HOLDOUT, generate_users
@@ -89,8 +90,14 @@ def test_user_without_imported_posts_gets_the_plain_pipeline(tmp_path: Path) -> 
     assert not (tmp_path / FILE_NAME).exists()
     assert "no imported posts" in summary
     assert "no imported posts" in status and "not personalized" in status
-    tags, draft = personalize(None, np.ones(1280, np.float32), ["dog", "beach", "sea"], 2)
-    assert tags == ["dog", "beach"] and draft is None
+    photo = Analysis(
+        sha256="0" * 64,
+        candidates=["dog", "beach", "sea"],
+        embedding=np.ones(1280, "<f2").tobytes(),
+    )
+    ranked = PersonalHead(tmp_path / FILE_NAME).personalize(photo, 2)
+    assert ranked.hashtags == ["dog", "beach"] and ranked.post_text is None
+    assert ranked.personalized_by is None
 
 
 def test_benchmark_users_are_deterministic_and_disjoint(shared: Path) -> None:

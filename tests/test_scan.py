@@ -192,6 +192,7 @@ def test_rescan_of_unchanged_library_does_no_model_work(library: dict) -> None:
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert " 0 new, 0 changed" in out.stdout and "; 0 analysed" in out.stdout
+    assert "re-analysed" not in out.stdout  # the stored model versions are the current ones
 
 
 def test_moved_photo_keeps_its_results_without_model_work(library: dict) -> None:

@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -149,6 +150,8 @@ class _Models:
     import torch
 
     device = torch.device("cpu")
+    models = "stand-in"
+    personal = SimpleNamespace(id=None)  # no personal head
 
     def load(self) -> None:
         """Nothing to load."""
@@ -156,7 +159,8 @@ class _Models:
     def analyze(self, hashes: list[str], images: list[object]) -> list:
         from photobatch.core.records import Analysis
 
-        return [Analysis(h, ["dog"], "a dog", ["dog", "pets", "cute"]) for h in hashes]
+        tags = ["dog", "pets", "cute"]
+        return [Analysis(h, ["dog"], "a dog", tags, models=self.models) for h in hashes]
 
 
 def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(

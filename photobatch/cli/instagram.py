@@ -25,9 +25,9 @@ def import_instagram(obj: Context, exports: tuple[Path, ...], device: str | None
     photobatch's data folder, so the export can be deleted afterwards. Importing again is safe.
     """
     from photobatch.instagram.importer import import_instagram
-    from photobatch.models.encoder import ImageEncoder
+    from photobatch.models.stack import model_set
 
-    encoder = ImageEncoder(device or obj.config.device)
+    encoder = model_set(obj.config, device or obj.config.device).encoder
     with obj.index() as index:
         summary = import_instagram(
             index, list(exports), encoder, obj.config.data_dir, batch_size=obj.config.batch_size

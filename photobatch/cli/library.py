@@ -58,17 +58,23 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
 @cli.command()
 @pass_context
 def status(obj: Context) -> None:
-    """Counts, models in use and the last scan."""
+    """Counts, models in use (and the current versions) and the last scan."""
+    from photobatch.models.stack import model_set
+
+    current = model_set(obj.config, obj.config.device).models
     with obj.index() as index:
         counts = index.counts()
         last = index.last_scan()
         models = index.models_in_use()
+        stale = len(index.stale_analyses(current))
+        note = f" ({stale} photos from other versions: the next scan re-analyses them)"
         lines = [
             f"index:     {obj.config.index} (schema {index.schema_version})",
             "photos:    "
             + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "error", "missing")),
             f"analysed:  {counts['analyses']} distinct photos",
             f"models:    {', '.join(models) if models else 'none yet'}",
+            f"current:   {current}{note if stale else ''}",
         ]
         if last:
             summary = json.loads(last["summary"])

@@ -104,7 +104,7 @@ def evaluate_personalizer(
     with the non-personalized pipeline, your K most frequent tags, the tags of the most similar
     earlier photo (1NN), and the head without its user-context memory.
     """
-    from photobatch.models.stack import Analyzer
+    from photobatch.models.stack import model_set
     from photobatch.research.personal import evaluate_personalizer, run_benchmark
 
     if shared is not None:
@@ -117,8 +117,9 @@ def evaluate_personalizer(
         photos = {p.id: m.path for p in posts for m in p.media if m.path is not None}
         if not photos:
             raise UserError("no imported posts with photos: run import-instagram first")
-        analyzer = Analyzer(obj.config, device or obj.config.device)
-        tags = analyzer.candidates_for(sorted(set(photos.values())))
+        tags = model_set(obj.config, device or obj.config.device).candidates_for(
+            sorted(set(photos.values()))
+        )
         click.echo(
             evaluate_personalizer(index, pipeline=lambda post: tags.get(photos.get(post.id), []))
         )

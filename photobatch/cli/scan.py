@@ -20,15 +20,26 @@ from photobatch.core.lock import ScanLock
     help="Where the models run (default from config: auto = CUDA when present).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
+@click.option(
+    "--reanalyse",
+    is_flag=True,
+    help="Run the models again on every photo under PATHS, even where the results are current.",
+)
 @pass_context
 def scan(
-    obj: Context, paths: tuple[Path, ...], no_sidecars: bool, device: str | None, quiet: bool
+    obj: Context,
+    paths: tuple[Path, ...],
+    no_sidecars: bool,
+    device: str | None,
+    quiet: bool,
+    reanalyse: bool,
 ) -> None:
     """Scan photo folders (or files) once and bring the index and sidecars up to date.
 
     Incremental: unchanged photos cost one stat each; moved or renamed photos reuse their
-    results. Unreadable files are recorded with their error and counted; the exit code is 0
-    whenever the scan ran, 75 when another scan holds the index's lock.
+    results; photos analysed by other model versions (a retrained captioner, a new beam size)
+    are analysed again. Unreadable files are recorded with their error and counted; the exit
+    code is 0 whenever the scan ran, 75 when another scan holds the index's lock.
     """
     from photobatch.scan.pipeline import Scanner
 
@@ -40,7 +51,7 @@ def scan(
             device=device,
             progress=not quiet,
         )
-        summary = scanner.scan(list(paths))
+        summary = scanner.scan(list(paths), reanalyse=reanalyse)
     for problem in summary.problems:
         click.echo(f"photobatch: {problem}", err=True)
     if not quiet:
@@ -61,6 +72,11 @@ def scan(
     type=DEVICE,
     help="Where the models run (default from config: auto = CUDA when present).",
 )
+@click.option(
+    "--reanalyse",
+    is_flag=True,
+    help="At start, run the models again on every photo under PATHS, even where current.",
+)
 @pass_context
 def watch(
     obj: Context,
@@ -69,6 +85,7 @@ def watch(
     poll: bool,
     no_sidecars: bool,
     device: str | None,
+    reanalyse: bool,
 ) -> None:
     """Scan, then keep watching the folders and process photos as they arrive.
 
@@ -92,4 +109,4 @@ def watch(
             list(paths),
             settle=obj.config.watch.settle_seconds if settle is None else settle,
             poll=poll or obj.config.watch.poll,
-        ).run()
+        ).run(reanalyse=reanalyse)

@@ -107,11 +107,6 @@ def _stat(path: Path, on_error: Callable[[Path, OSError], None] | None) -> Found
     return FoundFile(path, st.st_size, st.st_mtime_ns)
 
 
-def file_id(path: Path) -> str | None:
-    """A short content id of a (model) file, None when it does not exist."""
-    return sha256_file(path)[:16] if path.is_file() else None
-
-
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file's content: the identity that survives moves and renames."""
     digest = hashlib.sha256()

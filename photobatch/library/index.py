@@ -85,16 +85,21 @@ class Index:
         rows = self.db.execute("SELECT path, size, mtime_ns, status, sha256 FROM photos")
         return {fs_path(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
 
-    def analyzed(self, hashes: Iterable[str]) -> set[str]:
-        """Which of these content hashes already have model results."""
+    def analyzed(self, hashes: Iterable[str], models: str) -> set[str]:
+        """Which of these content hashes already have results of exactly these model versions."""
         hashes = list(set(hashes))
         found: set[str] = set()
         for start in range(0, len(hashes), 500):
             chunk = hashes[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            sql = f"SELECT sha256 FROM analyses WHERE sha256 IN ({marks})"
-            found.update(r[0] for r in self.db.execute(sql, chunk))
+            sql = f"SELECT sha256 FROM analyses WHERE models = ? AND sha256 IN ({marks})"
+            found.update(r[0] for r in self.db.execute(sql, [models, *chunk]))
         return found
+
+    def stale_analyses(self, models: str) -> set[str]:
+        """Content hashes whose results came from other model versions than ``models``."""
+        sql = "SELECT sha256 FROM analyses WHERE coalesce(models, '') != ?"
+        return {r[0] for r in self.db.execute(sql, [models])}
 
     def record(self, path: Path) -> PhotoRecord | None:
         rows = list(self.db.query("SELECT * FROM photos WHERE path = ?", [db_path(path)]))

@@ -61,13 +61,11 @@ def explain_photo(
     """Caption one photo as a scan would, keeping where the model looked, and draw the figure."""
     from photobatch.library.imaging import load_image, to_tensor
     from photobatch.models.captioner import Captioner
-    from photobatch.models.encoder import ImageEncoder, resolve_device
+    from photobatch.models.encoder import image_encoder, resolve_device
 
-    dev = resolve_device(device)
-    encoder = ImageEncoder(dev)
-    encoder.load()
-    feature_map = encoder.encode(to_tensor(load_image(photo_path)).unsqueeze(0)).feature_map
-    result = Captioner(dev, config).caption(feature_map)[0]
+    dev = str(resolve_device(device))
+    feature_map = image_encoder(dev).encode(to_tensor(load_image(photo_path)).unsqueeze(0))
+    result = Captioner(dev, config).caption(feature_map.feature_map)[0]
     render_attention(photo_path, result, out_png)
     return result
 

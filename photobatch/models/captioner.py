@@ -1,4 +1,6 @@
-"""The runtime captioner: loads a Show-Attend-Tell checkpoint once and captions encoder maps.
+"""The runtime captioner: a ``Model`` that loads a Show-Attend-Tell checkpoint and captions maps.
+
+Importing this module does not import torch: that waits for the first checkpoint read.
 
 A checkpoint is a plain dict (tensors, numbers, strings, lists) so it loads with
 ``torch.load(..., weights_only=True)``: nothing in it can run code.
@@ -9,16 +11,19 @@ from __future__ import annotations
 import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import Tensor
+from typing import TYPE_CHECKING, Any
 
 from photobatch.core.config import CaptionerConfig
 from photobatch.core.errors import UserError
+from photobatch.models.base import Model
 from photobatch.models.captions import SPECIALS, Vocabulary
-from photobatch.models.nn.decoding import DecodeOptions, beam_search
-from photobatch.models.nn.sat import SATConfig, ShowAttendTell
+
+if TYPE_CHECKING:
+    import torch
+    from torch import Tensor
+
+    from photobatch.models.nn.decoding import DecodeOptions
+    from photobatch.models.nn.sat import ShowAttendTell
 
 SHIPPED_MODEL = "captioner.pt"
 CHECKPOINT_FORMAT = 1
@@ -33,6 +38,8 @@ def save_checkpoint(
     path: Path, model: ShowAttendTell, vocab: Vocabulary, meta: dict[str, Any]
 ) -> None:
     """Write weights (float16, to keep the file small), vocabulary, sizes and ``meta``."""
+    import torch
+
     state = {k: v.detach().to("cpu", torch.float16) for k, v in model.state_dict().items()}
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -55,6 +62,10 @@ def load_checkpoint(
     path: Path, device: str | torch.device = "cpu"
 ) -> tuple[ShowAttendTell, Vocabulary, dict[str, Any]]:
     """Rebuild the model (float32, eval mode) and vocabulary from a checkpoint."""
+    import torch
+
+    from photobatch.models.nn.sat import SATConfig, ShowAttendTell
+
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # missing, truncated, or not a torch file: all unusable alike
@@ -79,48 +90,63 @@ class CaptionResult:
     attention: Tensor  # (len(tokens), 49): attention over the 7x7 regions, row-major
 
 
-class Captioner:
-    """Captions batches of encoder feature maps; load once per process, then call ``caption``."""
+class Captioner(Model):
+    """Captions batches of encoder feature maps with the configured checkpoint and beam search."""
+
+    name = "sat"
 
     def __init__(
         self, device: str | torch.device = "cpu", config: CaptionerConfig | None = None
     ) -> None:
-        self.device = torch.device(device)
+        super().__init__()
+        self.device_name = str(device)
         self.config = config or CaptionerConfig()
         self.path = self.config.model or shipped_model_path()
         self.model: ShowAttendTell | None = None
         self.vocab: Vocabulary | None = None
 
     @property
-    def name(self) -> str:
-        """A short tag of the model version, stored with every result."""
-        return f"sat:{self.path.stem}"
+    def device(self) -> torch.device:
+        from photobatch.models.encoder import resolve_device
+
+        return resolve_device(self.device_name)
+
+    def files(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+    def settings(self) -> dict[str, object]:
+        c = self.config
+        return {
+            "beam_size": c.beam_size,
+            "max_length": c.max_length,
+            "min_length": c.min_length,
+            "length_penalty": c.length_penalty,
+        }
 
     @property
     def options(self) -> DecodeOptions:
-        c = self.config
-        return DecodeOptions(
-            beam_size=c.beam_size,
-            max_length=c.max_length,
-            min_length=c.min_length,
-            length_penalty=c.length_penalty,
-        )
+        from photobatch.models.nn.decoding import DecodeOptions
 
-    def load(self) -> None:
-        """Read the checkpoint (once; later calls do nothing)."""
-        if self.model is None:
-            self.model, self.vocab, _ = load_checkpoint(self.path, self.device)
+        return DecodeOptions(**self.settings())  # type: ignore[arg-type]
+
+    def _load(self) -> None:
+        self.model, self.vocab, _ = load_checkpoint(self.path, self.device)
 
     def caption(self, feature_maps: Tensor) -> list[CaptionResult]:
         """Caption ``(N, 1280, 7, 7)`` feature maps with beam search, all photos at once."""
+        import torch
+
+        from photobatch.models.nn.decoding import beam_search
+
         self.load()
         assert self.model is not None and self.vocab is not None
-        feats = feature_maps.to(self.device, torch.float32)
+        device = self.device
+        feats = feature_maps.to(device, torch.float32)
         # Mixed precision on CUDA only: bfloat16 keeps float32's range, so no loss scaling.
         with torch.autocast(
-            device_type=self.device.type,
+            device_type=device.type,
             dtype=torch.bfloat16,
-            enabled=self.device.type == "cuda",
+            enabled=device.type == "cuda",
         ):
             hyps = beam_search(
                 self.model,

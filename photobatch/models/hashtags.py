@@ -24,9 +24,12 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 
-from photobatch.models.phrases import extract_phrases
-from photobatch.models.prior import HashtagPrior
+from photobatch.core.config import HashtagConfig
+from photobatch.models.base import Model
+from photobatch.models.prior import PRIOR_FILE, HashtagPrior, default_prior
+from photobatch.weights import shipped
 
 
 def _words(text: str) -> frozenset[str]:
@@ -205,6 +208,9 @@ def caption_tags(caption: str, prior: HashtagPrior) -> dict[str, float]:
 def _caption_scores(caption: str, prior: HashtagPrior) -> tuple[dict[str, float], set[str]]:
     """:func:`caption_tags` plus the tags that were heads (only those seed expansions, since a
     modifier's neighbours drift: "pink costume" would add every colour, "rock face" #band)."""
+    # Imported here: NLTK takes a second to import, which a scan that suggests nothing never needs.
+    from photobatch.models.phrases import extract_phrases
+
     phrases = extract_phrases(caption)
     heads = {p.start + len(p.tokens) - 1 for p in phrases if p.maximal}
     scores: dict[str, float] = {}
@@ -296,3 +302,32 @@ def suggest_hashtags(
         )
         tags = dedupe([*tags, *fallback])
     return tags[:max_tags]
+
+
+class HashtagSuggester(Model):
+    """``suggest_hashtags`` with the shipped HARRISON prior and the configured tag counts."""
+
+    name = "hashtags"
+
+    def __init__(self, config: HashtagConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or HashtagConfig()
+        self.prior: HashtagPrior | None = None
+
+    def files(self) -> tuple[Path, ...]:
+        npz = shipped(PRIOR_FILE)
+        return (npz, npz.with_suffix(".json"))
+
+    def settings(self) -> dict[str, object]:
+        return {"max_tags": self.config.max_tags, "min_tags": self.config.min_tags}
+
+    def _load(self) -> None:
+        self.prior = default_prior()
+
+    def suggest(self, caption: str | None, labels: Sequence[str]) -> list[str]:
+        """Best-first hashtags for one photo (see ``suggest_hashtags``)."""
+        self.load()
+        assert self.prior is not None
+        return suggest_hashtags(
+            caption, labels, self.prior, self.config.max_tags, self.config.min_tags
+        )

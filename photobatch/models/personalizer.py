@@ -3,7 +3,9 @@
 Lifecycle: ``photobatch.training.personalizer`` fits two CSMN heads on the user's imported posts
 (hashtags, and post text for the draft) and saves them with the index as ``personalizer.pt``
 (plain tensors, lists and numbers, so ``torch.load(weights_only=True)`` reads it); at scan time
-``Personalizer.load(path)`` and then ``rerank`` (hashtags, best first) and ``draft_post``.
+``PersonalHead`` (a ``photobatch.models.base.Model``) loads it lazily and re-ranks a photo's
+pipeline hashtags with ``Personalizer.rerank`` (best first) and ``draft_post``. Importing this
+module does not import torch, so a scan can check which head ranked its photos for free.
 
 Reranking: the head decodes its own tags (beam search, no duplicates) and scores every tag of its
 vocabulary by the noisy-or of its probability over the decoding steps; each pipeline candidate
@@ -15,17 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-from photobatch.models.nn.csmn import CSMN, PAD, SPECIALS, UNK, CSMNConfig
+from photobatch.models.base import Model
 
 if TYPE_CHECKING:
+    import torch
+
+    from photobatch.core.records import Analysis
     from photobatch.library.index import Index
+    from photobatch.models.nn.csmn import CSMN
 
 FILE_NAME = "personalizer.pt"
 FORMAT = 1
@@ -39,6 +44,8 @@ class Vocab:
     """Token <-> id with the CSMN special tokens first."""
 
     def __init__(self, tokens: Sequence[str]) -> None:
+        from photobatch.models.nn.csmn import SPECIALS
+
         self.tokens = [*SPECIALS, *(t for t in tokens if t not in SPECIALS)]
         self.ids = {t: i for i, t in enumerate(self.tokens)}
 
@@ -46,6 +53,8 @@ class Vocab:
         return len(self.tokens)
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
+        from photobatch.models.nn.csmn import UNK
+
         return [self.ids.get(t, UNK) for t in tokens]
 
 
@@ -58,11 +67,17 @@ class Head:
     context: list[str]
 
     def context_ids(self) -> torch.Tensor:
+        import torch
+
+        from photobatch.models.nn.csmn import PAD, UNK
+
         ids = [i for i in self.vocab.encode(self.context) if i != UNK]
         ids = ids[: self.model.config.context_len]
         return torch.tensor(ids + [PAD] * (self.model.config.context_len - len(ids)))
 
     def decode(self, embedding: np.ndarray, beam_size: int, unique: bool) -> tuple[list[str], list]:
+        import torch
+
         self.model.eval()
         image = torch.as_tensor(np.asarray(embedding, dtype=np.float32))
         with one_thread():
@@ -79,6 +94,8 @@ class Head:
 
     @classmethod
     def from_state(cls, state: dict) -> Head:
+        from photobatch.models.nn.csmn import CSMN, SPECIALS, CSMNConfig
+
         model = CSMN(CSMNConfig.from_dict(state["config"]))
         model.load_state_dict(state["weights"])
         model.eval()
@@ -92,6 +109,8 @@ def one_thread() -> Iterator[None]:
     Its kernels are tiny (a 64-d memory of ~40 cells): thread hand-offs cost more than they save,
     measured 0.05 s per training step on one thread against 0.46 s on two on a shared 2-core CPU.
     """
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -119,6 +138,8 @@ class Personalizer:
 
     @classmethod
     def load(cls, path: Path) -> Personalizer:
+        import torch
+
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
         if state.get("format") != FORMAT:
             raise ValueError(f"{path}: unsupported personalizer format {state.get('format')!r}")
@@ -126,6 +147,8 @@ class Personalizer:
         return cls(Head.from_state(state["tags"]), draft, str(state.get("summary", "")))
 
     def save(self, path: Path) -> None:
+        import torch
+
         state = {
             "format": FORMAT,
             "tags": self.tags.state(),
@@ -143,6 +166,10 @@ class Personalizer:
 
     def tag_scores(self, embedding: np.ndarray) -> tuple[list[str], dict[str, float]]:
         """Generated tags and, for every vocabulary tag, 1 - prod_t (1 - p_t(tag)) along them."""
+        import torch
+
+        from photobatch.models.nn.csmn import SPECIALS
+
         generated, dists = self.tags.decode(embedding, self.beam_size, unique=True)
         miss = torch.ones(len(self.tags.vocab))
         for p in dists:
@@ -171,23 +198,42 @@ class Personalizer:
         return text[:1].upper() + text[1:] + "." if text else ""
 
 
-def load_personalizer(path: Path) -> Personalizer | None:
-    """The trained head stored with the index, or None (scans stay non-personalized)."""
-    return Personalizer.load(path) if path.is_file() else None
+class PersonalHead(Model):
+    """The personal head trained with this index, if any; re-ranks pipeline hashtags.
 
+    Its ``id`` (the version, None while no head is trained) is stored with each photo as
+    ``personalized_by``: a scan re-ranks, without the image models, the photos another head ranked.
+    """
 
-def personalize(
-    personalizer: Personalizer | None,
-    embedding: np.ndarray | bytes | None,
-    candidates: Sequence[str],
-    k: int,
-) -> tuple[list[str], str | None]:
-    """Scan-time hook: (hashtags best first, post draft); the pipeline's tags without a head."""
-    if personalizer is None or embedding is None:
-        return list(candidates)[:k], None
-    if isinstance(embedding, bytes):
-        embedding = np.frombuffer(embedding, dtype="<f2").astype(np.float32)
-    return personalizer.rerank(embedding, candidates, k), personalizer.draft_post(embedding) or None
+    name = "personal"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self.personalizer: Personalizer | None = None
+
+    def files(self) -> tuple[Path, ...]:
+        return (self.path,)
+
+    @property
+    def id(self) -> str | None:
+        return self.version if self.path.is_file() else None
+
+    def _load(self) -> None:
+        self.personalizer = Personalizer.load(self.path) if self.path.is_file() else None
+
+    def personalize(self, analysis: Analysis, k: int) -> Analysis:
+        """``analysis`` with its ``candidates`` re-ranked (the first ``k`` kept) and a post draft;
+        without a head or an embedding, the pipeline's own tags."""
+        self.load()
+        head, embedding = self.personalizer, analysis.embedding
+        candidates = analysis.candidates or analysis.hashtags
+        tags, draft = list(candidates)[:k], None
+        if head is not None and embedding is not None:
+            vector = np.frombuffer(embedding, dtype="<f2").astype(np.float32)
+            tags, draft = head.rerank(vector, candidates, k), head.draft_post(vector) or None
+        ranked_by = self._loaded_version if head is not None else None
+        return replace(analysis, hashtags=tags, post_text=draft, personalized_by=ranked_by)
 
 
 def personalizer_status(index: Index, path: Path) -> str:

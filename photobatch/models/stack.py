@@ -1,26 +1,29 @@
-"""The model stack of a scan: encoder -> captioner -> hashtags -> personal head, loaded once.
+"""The model set of a scan: encoder -> captioner -> hashtags -> personal head, one per process.
 
-Importing this module imports torch; the pipeline only does so when a batch holds a photo whose
-content has no results yet (or a new personal head must re-rank old ones), so a rescan of an
-unchanged library never pays for it.
+Every model follows ``photobatch.models.base.Model``: built here without importing torch, loaded on
+first use. ``models`` is the versions string stored with every result (``efficientnet-lite0@1a2b3c4d
++sat@...+hashtags@...``); a scan re-analyses the photos whose stored string differs, so a retrained
+captioner or a new beam size reaches the whole library. The personal head keeps its own id
+(``personalized_by``) because re-ranking needs no image model. ``model_set`` hands out one set per
+config and device, so every command in a process shares the loaded weights.
 """
 
 from __future__ import annotations
 
-import threading
-from dataclasses import replace
+from functools import cache
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from photobatch.core.config import Config
 from photobatch.core.records import Analysis
-from photobatch.library.discovery import file_id
+from photobatch.models.base import Model
 from photobatch.models.captioner import Captioner
-from photobatch.models.encoder import ImageEncoder, resolve_device
-from photobatch.models.hashtags import suggest_hashtags
-from photobatch.models.personalizer import Personalizer, load_personalizer, personalize
-from photobatch.models.prior import default_prior
+from photobatch.models.encoder import image_encoder
+from photobatch.models.hashtags import HashtagSuggester
+from photobatch.models.personalizer import PersonalHead
+
+if TYPE_CHECKING:
+    import torch
 
 
 class Analyzer:
@@ -28,59 +31,52 @@ class Analyzer:
 
     def __init__(self, config: Config, device: str) -> None:
         self.config = config
-        self.device = resolve_device(device)
-        self.encoder = ImageEncoder(self.device)
-        self.captioner = Captioner(self.device, config.captioner)
-        self.personal: Personalizer | None = None
-        self.personal_id: str | None = None
-        self._loaded = False
-        self._load_lock = threading.Lock()
+        self.encoder = image_encoder(device, config.top_labels)
+        self.captioner = Captioner(device, config.captioner)
+        self.hashtags = HashtagSuggester(config.hashtags)
+        self.personal = PersonalHead(config.personalizer_path)
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
+
+    @property
+    def image_models(self) -> tuple[Model, ...]:
+        """The models whose versions a stored analysis records (the personal head has its own)."""
+        return (self.encoder, self.captioner, self.hashtags)
 
     def load(self) -> None:
-        """Load every model once; safe to call from the scan's warm-up thread and its own."""
-        with self._load_lock:
-            if not self._loaded:
-                self.encoder.load()
-                self.captioner.load()
-                self.load_personal()
-                self._loaded = True
-
-    def load_personal(self) -> None:
-        """The user's personal head, if trained (``photobatch train personalizer``)."""
-        self.personal_id = file_id(self.config.personalizer_path)
-        self.personal = load_personalizer(self.config.personalizer_path)
+        """Load every model; safe to call from the scan's warm-up thread and its own."""
+        for model in (*self.image_models, self.personal):
+            model.load()
 
     @property
     def models(self) -> str:
-        """A short tag of the model versions, stored with every result."""
-        return f"{self.encoder.name}+{self.captioner.name}"
+        """The image models' versions, as stored with every result; costs no torch import."""
+        return "+".join(model.tag for model in self.image_models)
 
     def analyze(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
+        import torch
+
         self.load()
         # Photos decoded on the GPU are already there; the others are moved with the stack.
         batch = torch.stack([image.to(self.device) for image in images])
         out = self.encoder.encode(batch)
-        labels = self.encoder.labels(out.logits, self.config.top_labels)
+        labels = self.encoder.labels(out.logits)
         captions = self.captioner.caption(out.feature_map)
         pooled = out.pooled.to(torch.float16).cpu().numpy()
-        prior = default_prior()
+        models = self.models
         results = []
         for i, sha in enumerate(hashes):
             text = captions[i].text
-            candidates = suggest_hashtags(
-                text,
-                labels[i],
-                prior,
-                max_tags=self.config.hashtags.max_tags,
-                min_tags=self.config.hashtags.min_tags,
-            )
+            candidates = self.hashtags.suggest(text, labels[i])
             analysis = Analysis(
                 sha256=sha,
                 labels=labels[i],
                 caption=text,
                 candidates=candidates,
                 embedding=pooled[i].astype("<f2").tobytes(),
-                models=self.models,
+                models=models,
             )
             results.append(self._personalize(analysis))
         return results
@@ -105,14 +101,13 @@ class Analyzer:
 
     def repersonalize(self, analyses: list[Analysis]) -> list[Analysis]:
         """Re-rank already analysed photos with the current personal head (or none)."""
-        self.load_personal()
         return [self._personalize(a) for a in analyses]
 
     def _personalize(self, analysis: Analysis) -> Analysis:
-        tags, draft = personalize(
-            self.personal,
-            analysis.embedding,
-            analysis.candidates or analysis.hashtags,
-            self.config.hashtags.max_tags,
-        )
-        return replace(analysis, hashtags=tags, post_text=draft, personalized_by=self.personal_id)
+        return self.personal.personalize(analysis, self.config.hashtags.max_tags)
+
+
+@cache
+def model_set(config: Config, device: str) -> Analyzer:
+    """The process's one model set for these settings and device (``auto``, ``cpu``, ``cuda``)."""
+    return Analyzer(config, device)

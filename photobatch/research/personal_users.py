@@ -209,15 +209,14 @@ def photo_features(
     import torch
 
     from photobatch.library.imaging import load_image, to_tensor
-    from photobatch.models.encoder import ImageEncoder
+    from photobatch.models.encoder import ImageEncoder, image_encoder
 
     key = hashlib.sha256(json.dumps([ImageEncoder.name, list(names)]).encode()).hexdigest()[:16]
     path = cache_dir / f"personal-bench-{key}.npz"
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
             return data["pooled"].astype(np.float32), json.loads(str(data["labels"]))
-    encoder = ImageEncoder("cpu")
-    encoder.load()
+    encoder = image_encoder("cpu")
     pooled, labels = [], []
     for start in tqdm(range(0, len(names), batch_size), desc="embedding photos"):
         chunk = names[start : start + batch_size]

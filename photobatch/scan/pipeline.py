@@ -2,8 +2,10 @@
 
 Data flows one way. Work happens in batches: hashing, EXIF and decoding in a thread pool (Pillow,
 hashlib and file reads release the GIL), the models once per batch, one index transaction per
-batch. A photo whose content is already analysed (unchanged, moved, renamed, copied) never reaches
-the models, and torch is imported only when some photo does. When the models run on CUDA, the
+batch. A photo whose content is already analysed by the current model versions (unchanged, moved,
+renamed, copied) never reaches the models, and torch is imported only when some photo does; a photo
+analysed by other versions (a retrained captioner, a new beam size) is analysed again, its file
+unchanged or not, and ``reanalyse`` does so for every photo. When the models run on CUDA, the
 pool only reads JPEGs and the GPU decodes them (``photobatch.library.gpu_decoding``).
 """
 
@@ -25,7 +27,7 @@ from tqdm import tqdm
 
 from photobatch.core.config import Config
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
-from photobatch.library.discovery import file_id, read_problem, sha256_file, walk
+from photobatch.library.discovery import read_problem, sha256_file, walk
 from photobatch.library.index import Index
 from photobatch.library.metadata import read_metadata
 from photobatch.library.schema import now
@@ -98,9 +100,9 @@ class Scanner:
                 if self._analyzer_factory is not None:
                     self._analyzer = self._analyzer_factory()
                 else:
-                    from photobatch.models.stack import Analyzer
+                    from photobatch.models.stack import model_set
 
-                    self._analyzer = Analyzer(self.config, self.device)
+                    self._analyzer = model_set(self.config, self.device)
             return self._analyzer
 
     def _start_warm_up(self) -> None:
@@ -130,8 +132,9 @@ class Scanner:
             self._gpu_jpeg = gpu_jpeg_decoder(analyzer.device)
             self._on_gpu = True
 
-    def scan(self, roots: list[Path]) -> ScanSummary:
-        """Bring the index (and sidecars) up to date with the photos below ``roots``."""
+    def scan(self, roots: list[Path], *, reanalyse: bool = False) -> ScanSummary:
+        """Bring the index (and sidecars) up to date with the photos below ``roots``; with
+        ``reanalyse``, run the models again on every photo below them."""
         started, clock = now(), time.monotonic()
         roots = [r.expanduser().absolute() for r in roots]
         for root in roots:
@@ -144,7 +147,7 @@ class Scanner:
 
         found = list(walk(roots, on_error=unreadable))
         known = self.index.known_files()
-        self._run(found, known, summary)
+        self._run(found, known, summary, reanalyse=reanalyse)
         self._refresh_personal(roots, summary)
         seen = {str(f.path) for f in found}
         gone = [
@@ -183,7 +186,7 @@ class Scanner:
 
         Costs one SQL query when nothing changed; torch is imported only when something did.
         """
-        stale = list(self.index.unpersonalized(file_id(self.config.personalizer_path)))
+        stale = list(self.index.unpersonalized(self.analyzer.personal.id))
         if not stale:
             return
         updated = self.analyzer.repersonalize(stale)
@@ -209,17 +212,29 @@ class Scanner:
                     self.sidecars.write(record)
         return len(moved)
 
-    def _run(self, found: list[FoundFile], known: dict[str, tuple], summary: ScanSummary) -> None:
-        """Gate, then process in batches, every file of ``found`` that is new or changed."""
+    def _run(
+        self,
+        found: list[FoundFile],
+        known: dict[str, tuple],
+        summary: ScanSummary,
+        *,
+        reanalyse: bool = False,
+    ) -> None:
+        """Gate, then process in batches, every file of ``found`` that is new or changed, or
+        whose results came from other model versions (every file, with ``reanalyse``)."""
         summary.found += len(found)
+        models = self.analyzer.models
+        stale = set() if reanalyse else self.index.stale_analyses(models)
         todo: list[_Item] = []
         for f in found:
             old = known.get(str(f.path))
             if old is None:
                 summary.new += 1
             elif old[0] == f.size and old[1] == f.mtime_ns and old[2] != "missing":
-                summary.unchanged += 1
-                continue
+                if not reanalyse and old[3] not in stale:
+                    summary.unchanged += 1
+                    continue
+                summary.reanalysed += 1
             else:
                 summary.changed += 1
             todo.append(_Item(f, is_new=old is None))
@@ -238,7 +253,7 @@ class Scanner:
             # torch and loading weights are spent decoding instead of waiting.
             pending: deque[_Batch] = deque()
             for items in self._batches(todo):
-                pending.append(self._prepare(items, pool, summary))
+                pending.append(self._prepare(items, pool, summary, None if reanalyse else models))
                 ahead = 1 if self._models_ready() else LOAD_AHEAD
                 while len(pending) > ahead:
                     self._finish_next(pending, summary, bar)
@@ -264,12 +279,18 @@ class Scanner:
         bar.update(len(batch.items))
 
     def _prepare(
-        self, items: list[_Item], pool: ThreadPoolExecutor, summary: ScanSummary
+        self,
+        items: list[_Item],
+        pool: ThreadPoolExecutor,
+        summary: ScanSummary,
+        models: str | None,
     ) -> _Batch:
-        """Hash and read EXIF (waiting for it), then start decoding what the models need."""
+        """Hash and read EXIF (waiting for it), then start decoding what the models need: the
+        photos without results of these ``models`` (every photo when ``models`` is None)."""
         list(pool.map(_identify, items))
         ok = [item for item in items if item.error is None]
-        done = self.index.analyzed(item.sha256 for item in ok if item.sha256)
+        hashes = (item.sha256 for item in ok if item.sha256)
+        done = set() if models is None else self.index.analyzed(hashes, models)
         first: dict[str, _Item] = {}
         for item in ok:
             assert item.sha256 is not None

@@ -19,6 +19,7 @@ class ScanSummary:
     changed: int = 0
     reused: int = 0  # new paths whose content was already analysed: moves, renames, copies
     unchanged: int = 0
+    reanalysed: int = 0  # unchanged files analysed again: other model versions, or --reanalyse
     analyzed: int = 0
     errors: int = 0
     missing: int = 0
@@ -39,6 +40,8 @@ class ScanSummary:
             f"{self.errors} unreadable",
             f"{self.missing} missing",
         ]
+        if self.reanalysed:
+            parts.append(f"{self.reanalysed} re-analysed (new models or --reanalyse)")
         if self.personalized:
             parts.append(f"{self.personalized} re-ranked by your personal head")
         if self.sidecar_problems:

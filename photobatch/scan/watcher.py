@@ -128,12 +128,13 @@ class Watcher:
         """Ask the loop to finish the batch in hand and return (signal handler too)."""
         self.stopping.set()
 
-    def run(self, *, tick: float = 0.5) -> None:
-        """Catch up, then watch until ``stop()`` (SIGTERM and SIGINT call it)."""
+    def run(self, *, tick: float = 0.5, reanalyse: bool = False) -> None:
+        """Catch up (analysing every photo again with ``reanalyse``), then watch until ``stop()``
+        (SIGTERM and SIGINT call it)."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             if threading.current_thread() is threading.main_thread():
                 signal.signal(sig, self.stop)
-        self.report(self.scanner.scan(self.roots))
+        self.report(self.scanner.scan(self.roots, reanalyse=reanalyse))
         self.observer = self._start_observer()
         try:
             while not self.stopping.wait(tick):

@@ -53,11 +53,11 @@ def encode_images(
 ) -> np.ndarray:
     """Feature maps ``(len(names), 1280, 7, 7)`` float16 for the named images, from the cache.
 
-    Missing caches are computed with the shared ``ImageEncoder``; the array is memory-mapped.
+    Missing caches are computed with the process's shared encoder; the array is memory-mapped.
     """
-    from photobatch.models.encoder import ImageEncoder
+    from photobatch.models.encoder import image_encoder
 
-    encoder = ImageEncoder(device)
+    encoder = image_encoder(str(device))
     path = cache_dir / f"features-{cache_key(encoder.name, images, names)}.npy"
     if path.is_file():
         return np.load(path, mmap_mode="r")
