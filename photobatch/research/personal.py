@@ -232,11 +232,12 @@ def run_benchmark(
 
 
 def stored_pipeline_tags(index: Index, post: IndexPost) -> list[str]:
-    """The non-personalized hashtags a scan stored for the post's first photo ([] if none)."""
+    """The non-personalized hashtags a scan stored for the post's first photo ([] if none): its
+    ``candidates``, since its ``hashtags`` may already be ranked by a personal head."""
     for media in post.media:
         if media.kind == "photo" and media.sha256:
             analysis = index.analysis(media.sha256)
-            return list(analysis.hashtags) if analysis else []
+            return list(analysis.candidates) if analysis else []
     return []
 
 
