@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# Targets of issue 7, for a 2-core CPU.
+# The README's performance targets, for a 2-core CPU.
 TARGET_RATIO = 1.0  # scan wall time / full Pillow decode time of the same files
 
 
