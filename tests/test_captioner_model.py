@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from photobatch.core.config import CaptionerConfig
+from photobatch.core.text import tokenize
 from photobatch.models.captioner import Captioner, load_checkpoint, save_checkpoint
-from photobatch.models.captions import Vocabulary, read_captions, read_splits, tokenize
+from photobatch.models.captions import Vocabulary, read_captions, read_splits
 from photobatch.models.nn.decoding import DecodeOptions, greedy
 from photobatch.models.nn.sat import SATConfig, ShowAttendTell, attention_penalty, regions
 

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from photobatch.core.text import format_hashtag, format_hashtags
 from photobatch.models.hashtags import (
     dedupe,
     fold,
-    format_hashtag,
-    format_hashtags,
     is_well_formed,
     normalize_phrase,
     normalize_tag,

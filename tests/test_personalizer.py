@@ -140,3 +140,22 @@ def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
         assert "trained" in personalizer_status(index, tmp_path / FILE_NAME)
         table = evaluate_personalizer(index, settings=settings)
     assert "| CSMN (personalized) + rerank |" in table and "latest 8 test" in table
+
+
+def test_evaluation_compares_against_the_tags_before_personalization(tmp_path: Path) -> None:
+    """A scanned photo's stored hashtags may already be the head's; the baseline must not be."""
+    from photobatch.core.records import Analysis, Post, PostMedia
+    from photobatch.research.personal import stored_pipeline_tags
+
+    sha = "a" * 64
+    scanned = Analysis(
+        sha, hashtags=["surf", "beach"], candidates=["beach", "sea"], personalized_by="head-1"
+    )
+    post = Post(
+        "p1", "2020-01-01", "a beach day", ["beach"], [PostMedia("photo", "m/1.jpg", sha256=sha)]
+    )
+    with Index(tmp_path / "index.db") as index:
+        index.write_batch([], [scanned])
+        assert stored_pipeline_tags(index, post) == ["beach", "sea"]
+        unscanned = Post("p2", None, "", [], [PostMedia("photo", "m/2.jpg", sha256="b" * 64)])
+        assert stored_pipeline_tags(index, unscanned) == []

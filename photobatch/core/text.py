@@ -1,6 +1,10 @@
-"""Text of the user's posts: hashtags in captions, profile terms and the stopwords they skip.
+"""How photobatch reads words out of captions: tokens, hashtags, profile terms, stopwords.
 
-One place for how photobatch reads words out of captions, used by the Instagram import, the user
+Two readings, for two jobs. :func:`tokenize` (and :func:`post_words`) keep every token in order,
+lower-case ASCII letters and digits, because sequence models generate them: the captioner's
+vocabulary and its metrics, the personal post-text head. :func:`caption_terms` is a set of
+distinctive terms of any script (stopwords, numbers, @mentions and URLs dropped), because the
+user's profile (:func:`tfidf_profile`) ranks them. Both are used by the Instagram import, the
 profile, training and every evaluation alike.
 """
 
@@ -8,7 +12,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+_TOKEN = re.compile(r"[a-z0-9]+")
+
+
+_HASHTAG_OR_MENTION = re.compile(r"[#@]\S+")
+
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 
@@ -17,6 +28,16 @@ _MENTION = re.compile(r"@[\w.]+")
 
 
 _HASH_SIGNS = "#\uff03"  # '#' and the full-width U+FF03 that CJK keyboards type
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words of letters and digits; punctuation and hyphens split or vanish."""
+    return _TOKEN.findall(text.lower())
+
+
+def post_words(caption: str) -> list[str]:
+    """The words of a post's text, as :func:`tokenize` reads them, hashtags and mentions removed."""
+    return tokenize(_HASHTAG_OR_MENTION.sub(" ", caption.lower()))
 
 
 def _is_word_char(ch: str) -> bool:
@@ -40,6 +61,16 @@ def _normalise_tag(tag: str) -> str:
     return unicodedata.normalize("NFC", tag.casefold())
 
 
+def format_hashtag(tag: str) -> str:
+    """``dog`` -> ``#dog`` (the stored form has no ``#``)."""
+    return tag if tag.startswith("#") else f"#{tag}"
+
+
+def format_hashtags(tags: Iterable[str]) -> str:
+    """Space-separated ``#tags`` ready to paste into a post."""
+    return " ".join(format_hashtag(t) for t in tags)
+
+
 def extract_hashtags(caption: str) -> list[str]:
     """The caption's hashtags, casefolded, without '#', in order, each once.
 
@@ -56,20 +87,41 @@ def extract_hashtags(caption: str) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-# Common English function words and the fragments ``don't`` and friends split into.
-_STOPWORD_TEXT = """
-    a about above after again against all am an and any are as at be because been before being
-    below between both but by can could did do does doing down during each few for from further
-    had has have having he her here hers herself him himself his how i if in into is it its itself
-    just me more most my myself no nor not now of off on once only or other our ours ourselves out
-    over own same she should so some such than that the their theirs them themselves then there
-    these they this those through to too under until up very was we were what when where which
-    while who whom why will with you your yours yourself yourselves s t d ll m o re ve y don isn
-    aren wasn weren hasn haven hadn doesn didn won wouldn shan shouldn couldn mustn ain let get
-    got im also us one via"""
+def _words(text: str) -> frozenset[str]:
+    """A word list written as one whitespace-separated string (easier to read and review)."""
+    return frozenset(text.split())
 
 
-STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# English function words: never a hashtag (the tagger can mistake them for nouns), never a profile
+# term, never a benchmark user's content tag.
+FUNCTION_WORDS = _words(
+    """a an the this that these those some any no each every all both either neither other another
+    such own same i me my myself we us our ours ourselves you your yours yourself yourselves he
+    him his himself she her hers herself it its itself they them their theirs themselves who whom
+    whose which what where when why how here there now then once again also just only very too
+    and or but nor so yet if than because until while whilst as of at by for from in into onto on
+    off out over under up down to with without about above below across along among around behind
+    beside between beyond near through toward towards upon within after before during further
+    against via is are was were be been being am do does did doing has have had having could
+    should let get got not one two three four five six seven eight nine ten dozen several many
+    few much more most less least lot lots"""
+)
+
+
+# Function words in running text that are also nouns a photo can show (a can, a will): stopped
+# in profile terms, kept in hashtags.
+_AUXILIARY_NOUNS = _words("can will")
+
+
+# What splitting a caption at apostrophes leaves of don't, I'm, we'll and friends.
+_APOSTROPHE_FRAGMENTS = _words(
+    """s t d ll m o re ve y im don isn aren wasn weren hasn haven hadn doesn didn won wouldn shan
+    shouldn couldn mustn ain"""
+)
+
+
+# What profile terms skip.
+STOPWORDS = FUNCTION_WORDS | _AUXILIARY_NOUNS | _APOSTROPHE_FRAGMENTS
 
 
 def caption_terms(caption: str) -> set[str]:
@@ -87,3 +139,25 @@ def caption_terms(caption: str) -> set[str]:
         if len(word) > 1 and word not in STOPWORDS and not any(c.isdigit() for c in word):
             terms.add(word)
     return terms
+
+
+def tfidf_profile(
+    posts: Iterable[tuple[str, Sequence[str]]], idf: Callable[[str], float], size: int
+) -> list[tuple[str, float]]:
+    """The ``size`` most distinctive words and ``#hashtags`` of (caption, hashtags) posts, best
+    first, ties by term.
+
+    TF-IDF: TF is the share of the posts that use a term (a term repeated inside one post counts
+    once); IDF is ``idf`` of the term (a hashtag looked up without its '#'), a background such as
+    HARRISON's, since one user's history alone gives no document frequencies. A post's terms are
+    its :func:`caption_terms` and its hashtags.
+    """
+    counts: Counter[str] = Counter()
+    n_posts = 0
+    for caption, hashtags in posts:
+        n_posts += 1
+        tags = {f"#{_normalise_tag(tag)}" for tag in hashtags}
+        counts.update(caption_terms(caption) | tags)
+    scores = [(term, n / n_posts * idf(term.removeprefix("#"))) for term, n in counts.items()]
+    scores.sort(key=lambda s: (-s[1], s[0]))
+    return scores[:size]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ import sqlite_utils
 
 from photobatch.core.errors import UserError
 from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, Post, PostMedia
+from photobatch.core.text import format_hashtags
 from photobatch.library.schema import (
     EXPORT_COLUMNS,
     METADATA_COLUMNS,
@@ -80,6 +81,18 @@ class Index:
 
     # -- reads ----------------------------------------------------------------------------------
 
+    def _in_chunks(
+        self, sql: str, values: Sequence[Any], params: Sequence[Any] = ()
+    ) -> list[tuple[Any, ...]]:
+        """Run ``sql``, whose ``IN ({marks})`` takes ``values``, 500 values at a time (SQLite caps
+        the parameters of one statement) after any leading ``params``; every chunk's rows."""
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(values), 500):
+            chunk = list(values[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows += self.db.execute(sql.format(marks=marks), [*params, *chunk]).fetchall()
+        return rows
+
     def known_files(self) -> dict[str, tuple[int, int, str, str | None]]:
         """path -> (size, mtime_ns, status, sha256) for every indexed path: the rescan gate."""
         rows = self.db.execute("SELECT path, size, mtime_ns, status, sha256 FROM photos")
@@ -87,14 +100,8 @@ class Index:
 
     def analyzed(self, hashes: Iterable[str], models: str) -> set[str]:
         """Which of these content hashes already have results of exactly these model versions."""
-        hashes = list(set(hashes))
-        found: set[str] = set()
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            sql = f"SELECT sha256 FROM analyses WHERE models = ? AND sha256 IN ({marks})"
-            found.update(r[0] for r in self.db.execute(sql, [models, *chunk]))
-        return found
+        sql = "SELECT sha256 FROM analyses WHERE models = ? AND sha256 IN ({marks})"
+        return {r[0] for r in self._in_chunks(sql, list(set(hashes)), params=[models])}
 
     def stale_analyses(self, models: str) -> set[str]:
         """Content hashes whose results came from other model versions than ``models``."""
@@ -178,7 +185,7 @@ class Index:
             row["path"] = fs_path(row["path"])
             tags = json.loads(row.pop("tags") or "[]")
             labels = json.loads(row.pop("label_list") or "[]")
-            row["hashtags"] = " ".join(f"#{t}" for t in tags)
+            row["hashtags"] = format_hashtags(tags)
             row["labels"] = "; ".join(labels)
             yield {c: row.get(c) for c in EXPORT_COLUMNS["photos"]}
 
@@ -289,12 +296,7 @@ class Index:
         """Flag paths that are no longer on disk; their rows and results are kept."""
         paths = [db_path(p) for p in paths]
         with self.db.atomic():
-            for start in range(0, len(paths), 500):
-                chunk = paths[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                self.db.execute(
-                    f"UPDATE photos SET status = 'missing' WHERE path IN ({marks})", chunk
-                )
+            self._in_chunks("UPDATE photos SET status = 'missing' WHERE path IN ({marks})", paths)
         return len(paths)
 
     def log_scan(self, started_at: str, roots: list[Path], summary: dict[str, int]) -> None:
@@ -341,10 +343,7 @@ class Index:
         ]
         with self.db.atomic():
             ids = [p.id for p in posts]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                self.db.execute(f"DELETE FROM post_media WHERE post_id IN ({marks})", chunk)
+            self._in_chunks("DELETE FROM post_media WHERE post_id IN ({marks})", ids)
             if post_rows:
                 self.db["posts"].upsert_all(post_rows, pk="id")
                 self.db.execute(
@@ -385,15 +384,10 @@ class Index:
         photo: a re-import never runs the encoder again for them."""
         hashes = list(set(hashes))
         found: dict[str, bytes] = {}
-        for start in range(0, len(hashes), 500):
-            chunk = hashes[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for table in ("analyses", "post_media"):
-                sql = (
-                    f"SELECT sha256, embedding FROM {table} "
-                    f"WHERE sha256 IN ({marks}) AND embedding IS NOT NULL"
-                )
-                found.update({r[0]: r[1] for r in self.db.execute(sql, chunk)})
+        for table in ("analyses", "post_media"):
+            sql = f"SELECT sha256, embedding FROM {table} "
+            sql += "WHERE sha256 IN ({marks}) AND embedding IS NOT NULL"
+            found.update({r[0]: r[1] for r in self._in_chunks(sql, hashes)})
         return found
 
     def _post_export_rows(self) -> Iterator[dict[str, Any]]:
@@ -402,6 +396,6 @@ class Index:
                 "id": post.id,
                 "taken_at": post.taken_at,
                 "caption": post.caption,
-                "hashtags": " ".join(f"#{t}" for t in post.hashtags),
+                "hashtags": format_hashtags(post.hashtags),
                 "media": ";".join(str(m.path) for m in post.media if m.path),
             }

@@ -1,14 +1,14 @@
-"""Caption data: readers for the CSV and COCO-style JSON formats, tokenization, the vocabulary.
+"""Caption data: readers for the CSV and COCO-style JSON formats, and the vocabulary.
 
-Training and evaluation both tokenize with :func:`tokenize`, so the words the model learns are
-the words the metrics compare (lower case, letters and digits only, punctuation dropped).
+Training and evaluation both tokenize with :func:`photobatch.core.text.tokenize`, so the words the
+model learns are the words the metrics compare (lower case, letters and digits only, punctuation
+dropped).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,13 +19,6 @@ from photobatch.core.errors import UserError
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
 PAD_ID = 0  # every vocabulary starts with SPECIALS, so padding is always id 0
-
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def tokenize(text: str) -> list[str]:
-    """Lower-case words of letters and digits; punctuation and hyphens split or vanish."""
-    return _WORD.findall(text.lower())
 
 
 @dataclass

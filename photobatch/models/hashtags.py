@@ -1,8 +1,8 @@
 """Turn captions (and classifier labels) into hashtags people actually post.
 
-Tags are stored WITHOUT ``#`` (``format_hashtag`` adds it for display). A well-formed tag is
-lowercase ASCII ``[a-z0-9_]+`` after folding, or lowercase Unicode letters/marks/digits when it
-carries a non-Latin script (``москва`` stays ``москва``; it is never folded to nothing).
+Tags are stored WITHOUT ``#`` (``core.text.format_hashtag`` adds it for display). A well-formed
+tag is lowercase ASCII ``[a-z0-9_]+`` after folding, or lowercase Unicode letters/marks/digits
+when it carries a non-Latin script (``москва`` stays ``москва``; it is never folded to nothing).
 
 Normalization (``normalize_phrase``): NFKC, lowercase, ASCII-fold Latin letters (``é -> e``,
 ``ß -> ss``, ``ø -> o``) but leave other scripts intact, singularize the head word (``dogs ->
@@ -11,12 +11,12 @@ goldenretriever``). Plurals are merged by rules (NLTK's WordNet lemmatizer would
 ``nltk_data`` download, which photobatch never does) and the form HARRISON uses wins when the
 prior knows it (``jeans -> jean``, ``clothes`` stays).
 
-Stop/generic words (``STOPWORDS``, ``GENERIC_NOUNS``) are dropped: function words the tagger can
-mistake for nouns, and caption nouns that say where or how much rather than what ("side",
-"front", "group", "something", "person", "picture"). Person words ("man", "woman", "girl") are real
-Instagram tags and stay, but rank below the things in the photo and never seed expansions: in
-HARRISON their neighbours are identity/selfie tags (#gay, #brunette) that would be guesses about
-the people in a private photo.
+Stop/generic words are dropped: function words the tagger can mistake for nouns
+(``core.text.FUNCTION_WORDS``), and caption nouns that say where or how much rather than what
+(``GENERIC_NOUNS``: "side", "front", "group", "something", "person", "picture", "outdoors").
+Person words ("man", "woman", "girl") are real Instagram tags and stay, but rank below the things
+in the photo and never seed expansions: in HARRISON their neighbours are identity/selfie tags
+(#gay, #brunette) that would be guesses about the people in a private photo.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from photobatch.core.config import HashtagConfig
+from photobatch.core.text import FUNCTION_WORDS
 from photobatch.models.base import Model
 from photobatch.models.prior import PRIOR_FILE, HashtagPrior, default_prior
 from photobatch.weights import shipped
@@ -37,22 +38,12 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-STOPWORDS = _words(
-    """a an the this that these those some any no each every all both either neither other another
-    such own same i me my we us our you your he him his she her it its they them their who whom
-    whose which what where when why how and or but nor so yet if then than as of at by for from in
-    into onto on off out over under up down to with without about above below across along among
-    around behind beside between beyond near through toward towards upon within is are was were be
-    been being am do does did has have had not very too also just only one two three four five six
-    seven eight nine ten dozen several many few much more most less least lot lots whilst while
-    outdoors indoors"""
-)
 GENERIC_NOUNS = _words(
     """something someone somebody anything anyone everything everyone nothing nobody thing stuff
     kind sort type way part piece bit side front back top bottom middle center centre edge end
     corner area spot place background foreground distance left right rear inside outside group
     bunch pair set number row line person individual picture photo image photograph shot
-    closeup close-up"""
+    closeup close-up outdoors indoors"""
 )
 PERSON_WORDS = _words(
     "man woman people boy girl child kid guy lady toddler adult couple blonde blond brunette"
@@ -161,7 +152,7 @@ def _resolve_head(prefix: str, head: str, vocab: Iterable[str] | HashtagPrior) -
 def normalize_phrase(words: Sequence[str], vocab: Iterable[str] | HashtagPrior = ()) -> str | None:
     """A phrase's words -> one well-formed tag, or None when it is a stop/generic word."""
     folded = [w for w in (_clean(fold(w)) for w in words) if w]
-    if not folded or any(w in STOPWORDS for w in folded):
+    if not folded or any(w in FUNCTION_WORDS for w in folded):
         return None
     if len(folded) == 1 and folded[0] in GENERIC_NOUNS:
         return None
@@ -181,16 +172,6 @@ def normalize_tag(text: str, vocab: Iterable[str] | HashtagPrior = ()) -> str | 
 def dedupe(tags: Iterable[str]) -> list[str]:
     """Drop repeats, keeping the first (best-ranked) occurrence."""
     return list(dict.fromkeys(tags))
-
-
-def format_hashtag(tag: str) -> str:
-    """``dog`` -> ``#dog`` (the stored form has no ``#``)."""
-    return tag if tag.startswith("#") else f"#{tag}"
-
-
-def format_hashtags(tags: Iterable[str]) -> str:
-    """Space-separated ``#tags`` ready to paste into a post."""
-    return " ".join(format_hashtag(t) for t in tags)
 
 
 def caption_tags(caption: str, prior: HashtagPrior) -> dict[str, float]:

@@ -10,7 +10,8 @@ Design:
 * Vocabulary: every hashtag in ``tag_list.txt``, ordered by document frequency (ties by name), so
   the order is deterministic and index 0 is the most used tag.
 * Document frequencies: the number of posts a tag appears in (a repeated tag counts once). They are
-  the background for :meth:`HashtagPrior.idf` (also used by a user-profile TF-IDF later).
+  the background for :meth:`HashtagPrior.idf` (and, through :func:`harrison_idf`, for the
+  user profile's TF-IDF).
 * Co-occurrence: ``C[i, j]`` = posts holding both tags (``i != j``).
 * PPMI with context-distribution smoothing (Levy, Goldberg, Dagan 2015): the context marginal is
   raised to ``alpha = 0.75`` before normalising, which stops rare tags from getting inflated PMI
@@ -84,13 +85,6 @@ class HashtagPrior:
     def popularity(self, tag: str) -> float:
         """``log(1 + df) / log(1 + max df)`` in [0, 1]: log-damped so #love does not swamp all."""
         return math.log1p(self.doc_freq(tag)) / math.log1p(int(self.df.max()))
-
-    def similarity(self, a: str, b: str) -> float:
-        """Cosine of two tags' vectors (0.0 when either is unknown)."""
-        i, j = self._index.get(a), self._index.get(b)
-        if i is None or j is None:
-            return 0.0
-        return float(self.vectors[i] @ self.vectors[j])
 
     def related(self, tag: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` nearest tags by cosine, best first (ties by name); [] for an unknown tag."""

@@ -248,7 +248,7 @@ def run_benchmark(
     config: Path | None = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> BenchResult:
-    """The whole benchmark of issue 7; ``profile`` adds a separate, untimed cProfile scan."""
+    """The whole ``photobatch bench`` run; ``profile`` adds a separate, untimed cProfile scan."""
     if not Path(source_dir).is_dir():
         raise BenchmarkError(f"{source_dir}: no such folder of source photos")
     machine = Machine.current()

@@ -9,7 +9,7 @@ from typing import Any
 
 from photobatch.core.errors import UserError
 
-# Targets of issue 7, for a 2-core CPU.
+# The README's performance targets, for a 2-core CPU.
 TARGET_RATIO = 1.0  # scan wall time / full Pillow decode time of the same files
 
 

@@ -42,7 +42,6 @@ from photobatch.library.index import Index
 from photobatch.models.personalizer import Personalizer
 from photobatch.research.personal_users import (
     HOLDOUT,
-    Harrison,
     SyntheticUser,
     generate_users,
     photo_features,
@@ -55,9 +54,6 @@ from photobatch.training.personalizer import (
 )
 
 KS = (1, 3, 5, 7, 9)
-
-
-# -- photo embeddings and labels, cached ---------------------------------------------------------
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -195,16 +191,16 @@ def run_benchmark(
     project's ``suggest_hashtags`` with the shipped prior, fed the other caption slot and the
     photo's ImageNet labels.
     """
+    from photobatch.models.prior import default_prior, harrison_idf
+
+    prior = default_prior()
+    idf = harrison_idf(prior)  # the background ``train personalizer`` uses
     if pipeline is None:
         from photobatch.models.hashtags import suggest_hashtags
-        from photobatch.models.prior import default_prior
-
-        prior = default_prior()
 
         def pipeline(caption: str, labels: list[str]) -> list[str]:
             return suggest_hashtags(caption, labels, prior)
 
-    harrison = Harrison.read(shared / "data" / "harrison")
     users = generate_users(shared, n_users, posts_per_user, seed)
     names = sorted({p.image for u in users for p in u.posts})
     pooled, labels = photo_features(shared / "data" / "flickr8k" / "images", names, cache_dir)
@@ -214,11 +210,11 @@ def run_benchmark(
     for user in tqdm(users, desc="users"):
         posts, captions = bench_posts(user, embeddings)
         if user.name == HOLDOUT:
-            timing = train_on_posts(posts, harrison.idf, settings).summary
+            timing = train_on_posts(posts, idf, settings).summary
         candidates = [
             pipeline(c, label_of[p.image]) for c, p in zip(captions, user.posts, strict=True)
         ]
-        methods, truth = evaluate_user(posts, candidates, harrison.idf, settings)
+        methods, truth = evaluate_user(posts, candidates, idf, settings)
         table = score(methods, truth)
         if user.name == HOLDOUT:
             holdout = table
@@ -236,11 +232,12 @@ def run_benchmark(
 
 
 def stored_pipeline_tags(index: Index, post: IndexPost) -> list[str]:
-    """The non-personalized hashtags a scan stored for the post's first photo ([] if none)."""
+    """The non-personalized hashtags a scan stored for the post's first photo ([] if none): its
+    ``candidates``, since its ``hashtags`` may already be ranked by a personal head."""
     for media in post.media:
         if media.kind == "photo" and media.sha256:
             analysis = index.analysis(media.sha256)
-            return list(analysis.hashtags) if analysis else []
+            return list(analysis.candidates) if analysis else []
     return []
 
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import random
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,34 +19,11 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-STOP = frozenset(
-    [
-        "the",
-        "and",
-        "with",
-        "for",
-        "out",
-        "look",
-        "top",
-        "young",
-        "little",
-        "front",
-        "other",
-        "some",
-        "while",
-        "into",
-        "near",
-        "next",
-        "one",
-        "two",
-        "three",
-        "over",
-        "are",
-        "its",
-        "this",
-        "that",
-    ]
-)
+from photobatch.core.text import FUNCTION_WORDS, tokenize
+
+# Caption words that are HARRISON tags but not what a photo shows: function words, and where or
+# how a thing is ("front", "top") or who ("young", "little").
+NOT_CONTENT = FUNCTION_WORDS | frozenset(["front", "little", "look", "next", "top", "young"])
 
 
 HOLDOUT = "holdout"
@@ -70,9 +45,6 @@ class Harrison:
         cats = [p.split("/")[1] for p in paths]
         return cls(posts, cats, Counter(t for p in posts for t in p))
 
-    def idf(self, tag: str) -> float:
-        return math.log((len(self.posts) + 1) / (self.df.get(tag, 0) + 1)) + 1.0
-
     def following(self, tag: str, k: int, min_df: int = 30) -> list[str]:
         """The ``k`` tags with the highest P(h | tag) (ties by name)."""
         counts = Counter(h for p in self.posts if tag in p for h in p if h != tag)
@@ -90,10 +62,10 @@ def content_tags(captions: Sequence[str], vocab: Counter[str]) -> list[str]:
     votes: Counter[str] = Counter()
     for caption in captions:
         found = set()
-        for w in re.findall(r"[a-z]+", caption.lower()):
+        for w in tokenize(caption):
             if w.endswith("s") and w[:-1] in vocab:
                 w = w[:-1]
-            if w in vocab and w not in STOP:
+            if w in vocab and w not in NOT_CONTENT:
                 found.add(w)
         votes.update(found)
     return sorted((t for t, n in votes.items() if n >= 2), key=lambda t: (-votes[t], -vocab[t], t))

@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
+from photobatch.core.text import tokenize
 from photobatch.models.captioner import CheckpointError, load_checkpoint, save_checkpoint
 from photobatch.models.captions import (
     PAD_ID,
@@ -28,7 +29,6 @@ from photobatch.models.captions import (
     Vocabulary,
     read_captions,
     read_splits,
-    tokenize,
 )
 from photobatch.models.nn.decoding import DecodeOptions, beam_search
 from photobatch.models.nn.sat import SATConfig, ShowAttendTell, attention_penalty

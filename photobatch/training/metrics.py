@@ -2,7 +2,7 @@
 
 BLEU-1..4, ROUGE-L and CIDEr are pure Python. METEOR runs a Java jar, so it is scored only when
 ``java`` is on PATH. SPICE is never used: it downloads models at first use. Captions are tokenized
-with :func:`photobatch.models.captions.tokenize` instead of the PTB tokenizer (Java), so
+with :func:`photobatch.core.text.tokenize` instead of the PTB tokenizer (Java), so
 hypotheses and references always go through the same, simple tokenization. Training selects its
 best epoch with them and ``photobatch evaluate captioner`` reports them. pycocoevalcap comes with
 the ``research`` extra; without it :func:`require_scorers` raises ``MissingExtra``.
@@ -14,7 +14,7 @@ import shutil
 from collections.abc import Mapping, Sequence
 
 from photobatch.core.errors import MissingExtra
-from photobatch.models.captions import tokenize
+from photobatch.core.text import tokenize
 
 METRICS = ("BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "ROUGE-L", "CIDEr", "METEOR")
 

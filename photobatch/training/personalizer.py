@@ -8,10 +8,9 @@ loads it and never imports this module.
 from __future__ import annotations
 
 import math
-import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,16 +20,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from photobatch.core.text import STOPWORDS
+from photobatch.core.text import post_words, tfidf_profile
 from photobatch.models.nn.csmn import BOS, CSMN, EOS, PAD, SPECIALS, CSMNConfig
 from photobatch.models.personalizer import NO_POSTS, Head, Personalizer, Vocab, one_thread
 
 if TYPE_CHECKING:
     from photobatch.core.records import Post as IndexPost
     from photobatch.library.index import Index
-
-
-TOKEN = re.compile(r"[a-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -57,25 +53,17 @@ class TrainSettings:
     draft: bool = True  # also train the post-text head
 
 
-def words(text: str) -> list[str]:
-    """Lower-case word tokens of a caption (hashtags and mentions stripped)."""
-    text = re.sub(r"[#@]\S+", " ", text.lower())
-    return TOKEN.findall(text)
+def user_context(
+    posts: Iterable[tuple[str, Sequence[str]]], idf: Callable[[str], float], size: int
+) -> list[str]:
+    """The head's user context: the top-``size`` terms of the (caption, hashtags) posts'
+    TF-IDF profile, '#' dropped (hashtags and words share one vocabulary), each once.
 
-
-def user_context(posts: Sequence[HistoryPost], idf: Callable[[str], float], size: int) -> list[str]:
-    """The user's top-``size`` TF-IDF hashtags and caption words, decreasing score.
-
-    The same profile as ``instagram.user_profile`` (TF = share of posts using a term, background
-    IDF from HARRISON so #love ranks below a tag this user uses unusually often), for posts that
-    are not in an index (the benchmark users). Terms used once say nothing about habits: skipped.
+    The profile ``photobatch status`` shows; training and every evaluation use this one function,
+    so the benchmark measures the context that ships.
     """
-    tf: Counter[str] = Counter()
-    for post in posts:
-        tf.update(set(post.hashtags) | {w for w in words(post.caption) if w not in STOPWORDS})
-    scored = [(n / len(posts) * idf(t), t) for t, n in tf.items() if n >= 2 and len(t) > 1]
-    scored.sort(key=lambda s: (-s[0], s[1]))
-    return [t for _, t in scored[:size]]
+    terms = tfidf_profile(posts, idf, size)
+    return list(dict.fromkeys(t.removeprefix("#") for t, _ in terms))
 
 
 def tag_order(posts: Sequence[HistoryPost]) -> Callable[[Sequence[str]], list[str]]:
@@ -156,7 +144,7 @@ def fit_draft_head(
     posts: Sequence[HistoryPost], context: list[str], settings: TrainSettings, progress: str | None
 ) -> Head | None:
     """Post-text head (CSMN's post generation): the user's words, rare ones as <unk>."""
-    examples = [(p.embedding, words(p.caption)) for p in posts if words(p.caption)]
+    examples = [(p.embedding, post_words(p.caption)) for p in posts if post_words(p.caption)]
     if not examples:
         return None
     counts = Counter(w for _, ws in examples for w in ws)
@@ -176,7 +164,9 @@ def train_on_posts(
     settings = settings or TrainSettings()
     start = time.monotonic()
     if context is None:
-        context = user_context(posts, idf, CSMNConfig(vocab_size=0).context_len)
+        context = user_context(
+            ((p.caption, p.hashtags) for p in posts), idf, CSMNConfig(vocab_size=0).context_len
+        )
     tags = fit_tag_head(posts, context, settings, "personalizer: hashtags" if progress else None)
     draft = (
         fit_draft_head(posts, context, settings, "personalizer: post text" if progress else None)
@@ -207,15 +197,6 @@ def history_from_index(index: Index) -> list[HistoryPost]:
     return [h for p in index.posts() if (h := history_from_index_post(p)) is not None]
 
 
-def index_context(index: Index, size: int) -> list[str]:
-    """The import's ``user_profile`` terms, '#' dropped (hashtag and word share one vocabulary)."""
-    from photobatch.instagram.profile import user_profile
-    from photobatch.models.prior import default_prior, harrison_idf
-
-    terms = user_profile(index, harrison_idf(default_prior()), top_d=size)
-    return list(dict.fromkeys(t.removeprefix("#") for t, _ in terms))
-
-
 def train_personalizer(
     index: Index, path: Path, settings: TrainSettings | None = None, progress: bool = True
 ) -> str:
@@ -230,9 +211,10 @@ def train_personalizer(
     if not history:
         path.unlink(missing_ok=True)
         return f"personalizer: {NO_POSTS}"
-    context = index_context(index, CSMNConfig(vocab_size=0).context_len)
-    personalizer = train_on_posts(
-        history, harrison_idf(default_prior()), settings, progress, context=context
-    )
+    idf = harrison_idf(default_prior())
+    # The whole import's profile, posts without an encoded photo included, as ``status`` shows it.
+    everything = ((p.caption, p.hashtags) for p in index.posts())
+    context = user_context(everything, idf, CSMNConfig(vocab_size=0).context_len)
+    personalizer = train_on_posts(history, idf, settings, progress, context=context)
     personalizer.save(path)
     return f"{personalizer.summary} -> {path}"

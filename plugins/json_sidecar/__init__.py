@@ -14,6 +14,7 @@ from typing import Any
 
 from photobatch.core.hooks import SidecarError, hookimpl
 from photobatch.core.records import PhotoRecord
+from photobatch.core.text import format_hashtag
 
 
 class JsonWriter:
@@ -38,7 +39,7 @@ def photobatch_fields(record: PhotoRecord) -> dict[str, Any]:
         "sha256": record.sha256,
         "metadata": {key: _finite(value) for key, value in asdict(record.metadata).items()},
         "caption": analysis.caption if analysis else None,
-        "hashtags": [f"#{tag}" for tag in analysis.hashtags] if analysis else [],
+        "hashtags": [format_hashtag(tag) for tag in analysis.hashtags] if analysis else [],
         "labels": list(analysis.labels) if analysis else [],
         "post_text": analysis.post_text if analysis else None,
     }
