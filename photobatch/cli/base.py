@@ -28,8 +28,13 @@ class Context:
 
     @contextmanager
     def index(self) -> Iterator[Index]:
+        """The index, its personal state moved out of an older shared layout on first use."""
+        from photobatch.instagram.migrate import migrate_personal_state
+
         index = Index(self.config.index)
         try:
+            if moved := migrate_personal_state(index, self.config.personalizer_path):
+                click.echo(moved, err=True)
             yield index
         finally:
             index.close()

@@ -22,16 +22,15 @@ def import_instagram(obj: Context, exports: tuple[Path, ...], device: str | None
 
     EXPORTS are the zip file(s) or the unpacked folder of Instagram's "Download your
     information" in JSON format; all parts of a large export together. Photos are copied into
-    photobatch's data folder, so the export can be deleted afterwards. Importing again is safe.
+    the index's own folder beside it (index.db -> index.db.personal/instagram/), so the export
+    can be deleted afterwards. Importing again is safe.
     """
     from photobatch.instagram.importer import import_instagram
     from photobatch.models.stack import model_set
 
     encoder = model_set(obj.config, device or obj.config.device).encoder
     with obj.index() as index:
-        summary = import_instagram(
-            index, list(exports), encoder, obj.config.data_dir, batch_size=obj.config.batch_size
-        )
+        summary = import_instagram(index, list(exports), encoder, batch_size=obj.config.batch_size)
     for problem in summary.problems:
         click.echo(f"photobatch: {problem}", err=True)
     click.echo(summary.line())

@@ -72,7 +72,7 @@ def evaluate_captioner(
 @click.option(
     "--cache",
     type=click.Path(file_okay=False, path_type=Path),
-    help="With --benchmark: where photo embeddings are cached (default: beside the index).",
+    help="With --benchmark: where photo embeddings are cached (default: photobatch's data folder).",
 )
 @click.option(
     "--users",
@@ -108,7 +108,9 @@ def evaluate_personalizer(
     from photobatch.research.personal import evaluate_personalizer, run_benchmark
 
     if shared is not None:
-        cache = cache or obj.config.data_dir / "benchmark-cache"
+        from photobatch.core.config import data_home
+
+        cache = cache or data_home() / "benchmark-cache"  # beside the feature cache: shared
         click.echo(run_benchmark(shared, cache, n_users=users, posts_per_user=posts_per_user))
         return
 

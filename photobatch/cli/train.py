@@ -41,8 +41,9 @@ def train() -> None:
 def train_personalizer(obj: Context) -> None:
     """Learn your hashtag habits from the imported Instagram posts.
 
-    The head is stored beside the index; the next scan re-ranks every photo's hashtags with it
-    and drafts a post text in your voice. Without imported posts, hashtags stay generic.
+    The head is stored in the index's own folder (index.db -> index.db.personal/); the next
+    scan re-ranks every photo's hashtags with it and drafts a post text in your voice. Without
+    imported posts, hashtags stay generic.
     """
     from photobatch.training.personalizer import train_personalizer
 
@@ -98,7 +99,9 @@ def train_captioner(
         changed["images_per_epoch"] = None
     if "init" in changed:
         changed["init"] = str(changed["init"].absolute())
-    out = output or obj.config.data_dir / "captioner.pt"
+    from photobatch.core.config import data_home
+
+    out = output or data_home() / "captioner.pt"  # a shared model, not one index's state
     summary = train_captioner(
         captions,
         images,

@@ -25,7 +25,8 @@ class ConfigError(UserError):
 
 
 def data_home() -> Path:
-    """photobatch's data folder under the XDG data dir (index, trained heads, imported media)."""
+    """photobatch's data folder under the XDG data dir (the default index, a trained captioner,
+    feature caches)."""
     base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
     return Path(base) / "photobatch"
 
@@ -83,14 +84,20 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
 
     @property
-    def data_dir(self) -> Path:
-        """Where photobatch keeps what belongs with the index (trained heads, imported media)."""
-        return self.index.parent
-
-    @property
     def personalizer_path(self) -> Path:
         """The personal hashtag head trained on this index's imported posts."""
-        return self.data_dir / "personalizer.pt"
+        return personal_dir(self.index) / "personalizer.pt"
+
+
+def personal_dir(index: Path) -> Path:
+    """The folder of one index's personal state: its trained head and imported Instagram media.
+
+    Named after the index file (``index.db`` -> ``index.db.personal/``, beside it, as SQLite's
+    own ``index.db-wal``), so two indexes in one folder never share a head or media; keeping the
+    whole file name keeps ``a.db`` and ``a.sqlite`` apart. Beside rather than inside, because the
+    index is a single SQLite file. Move or back up the two together.
+    """
+    return index.with_name(index.name + ".personal")
 
 
 def load_config(path: Path | None = None, *, index: Path | None = None) -> Config:

@@ -78,7 +78,7 @@ class PostMedia:
 
     kind: str  # "photo" | "video"
     uri: str  # where the export had it
-    path: Path | None = None  # the copy under the data dir; None for videos and missing files
+    path: Path | None = None  # the copy in the index's own folder; None for videos, missing files
     sha256: str | None = None
     embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from photobatch.core.config import personal_dir
 from photobatch.core.records import Post, PostMedia
 from photobatch.instagram.export import (
     ZIP_READ_ERRORS,
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from photobatch.models.encoder import ImageEncoder
 
 
-MEDIA_DIR = "instagram"  # under the data dir: copies named by content, so the export can go
+MEDIA_DIR = "instagram"  # in the index's personal dir; named by content, so the export can go
 
 
 COPY_CHUNK = 1 << 20
@@ -62,13 +63,13 @@ def import_instagram(
     index: Index,
     sources: list[Path],
     encoder: ImageEncoder,
-    data_dir: Path,
     *,
     batch_size: int = 32,
 ) -> ImportSummary:
     """Import the posts of an export (its zips and/or folders, all parts) into ``index``.
 
-    Photos are copied to ``data_dir/instagram/<sha256>.<ext>`` and encoded (``encoder.load()`` is
+    Photos are copied to ``<index>.personal/instagram/<sha256>.<ext>`` (this index's own, see
+    ``personal_dir``) and encoded (``encoder.load()`` is
     called only when some photo's content has no embedding yet). Re-importing the same or a
     newer export of the account updates posts in place. Raises ``InstagramExportError``, having
     written nothing, when the export cannot be read.
@@ -79,7 +80,8 @@ def import_instagram(
     try:
         with Export([Path(s).expanduser().absolute() for s in sources]) as export:
             parsed = export.posts()
-            copier = _MediaCopier(export, data_dir / MEDIA_DIR, created, summary)
+            target = personal_dir(index.path) / MEDIA_DIR
+            copier = _MediaCopier(export, target, created, summary)
             items = [(post, [copier.take(m) for m in post.media]) for post in parsed]
         posts = _merge(items)
         _embed(index, posts, encoder, batch_size, summary)
@@ -98,7 +100,7 @@ def import_instagram(
 
 
 class _MediaCopier:
-    """Hashes each media file once; copies photos into the data dir, named by content."""
+    """Hashes each media file once; copies photos into ``target``, named by content."""
 
     def __init__(
         self, export: Export, target: Path, created: list[Path], summary: ImportSummary

@@ -376,6 +376,21 @@ class Index:
             for row in self.db.query("SELECT * FROM posts ORDER BY taken_at, id")
         ]
 
+    def post_media_files(self) -> set[tuple[Path, str | None]]:
+        """(path, sha256) of every imported photo's copy."""
+        rows = self.db.execute(
+            "SELECT DISTINCT path, sha256 FROM post_media WHERE path IS NOT NULL"
+        )
+        return {(Path(path), sha256) for path, sha256 in rows}
+
+    def repoint_post_media(self, moves: dict[Path, Path]) -> None:
+        """Re-point imported photos' rows to the files' new places, in one transaction."""
+        with self.db.atomic():
+            for old, new in moves.items():
+                self.db.execute(
+                    "UPDATE post_media SET path = ? WHERE path = ?", [str(new), str(old)]
+                )
+
     def post_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM posts")}
 

@@ -134,7 +134,7 @@ def _create_v2_posts(db: sqlite_utils.Database) -> None:
             "position": int,
             "kind": str,  # "photo" | "video"; videos are recorded but neither copied nor encoded
             "uri": str,  # where the export had it
-            "path": str,  # the copy under the data dir (photos only)
+            "path": str,  # the copy in the index's personal dir (photos only)
             "sha256": str,
             "embedding": bytes,  # pooled encoder vector, float16 little-endian
         },

@@ -29,6 +29,12 @@ if TYPE_CHECKING:
     from photobatch.library.index import Index
 
 
+# Fewest tagged posts (with an encoded photo) worth training on. A habit is a tag the user
+# repeats; below 10 posts no tag is seen often enough to tell a habit from a one-off, and the head
+# only memorizes those few photos' tags and puts them on every photo.
+MIN_TAGGED_POSTS = 10
+
+
 @dataclass(frozen=True)
 class HistoryPost:
     """One of the user's past posts as the head learns from it (hashtags without '#')."""
@@ -202,15 +208,23 @@ def train_personalizer(
 ) -> str:
     """``photobatch train personalizer``: fit on the imported posts, save, one-line summary.
 
-    With no imported post (or none with an encoded photo) nothing is written and any old head is
-    removed, so scans fall back to the non-personalized pipeline.
+    With no imported post (or none with an encoded photo), or fewer than ``MIN_TAGGED_POSTS``
+    with hashtags, nothing is written and any old head is removed, so scans fall back to the
+    non-personalized pipeline.
     """
     from photobatch.models.prior import default_prior, harrison_idf
 
     history = history_from_index(index)
-    if not history:
+    tagged = sum(bool(h.hashtags) for h in history)
+    if tagged < MIN_TAGGED_POSTS:
         path.unlink(missing_ok=True)
-        return f"personalizer: {NO_POSTS}"
+        if not history:
+            return f"personalizer: {NO_POSTS}"
+        return (
+            f"personalizer: nothing trained: {tagged} imported posts have hashtags and a photo, "
+            f"and learning your habits takes at least {MIN_TAGGED_POSTS} (a habit is a tag you "
+            "repeat); hashtags stay generic until you import more"
+        )
     idf = harrison_idf(default_prior())
     # The whole import's profile, posts without an encoded photo included, as ``status`` shows it.
     everything = ((p.caption, p.hashtags) for p in index.posts())
