@@ -73,6 +73,7 @@ LATER_LAYOUTS = {
     "2023": "your_instagram_activity/content",
     "2025": "your_instagram_activity/media",
 }
+COPIES = Path("index.db.personal") / "instagram"  # where an index.db keeps its imported photos
 VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4
 
 
@@ -226,7 +227,7 @@ def run_import(
     tmp_path: Path, sources: list[Path], encoder: Any, name: str = "index.db"
 ) -> tuple[Index, ImportSummary]:
     index = Index(tmp_path / "data" / name)
-    return index, import_instagram(index, sources, encoder, tmp_path / "data")
+    return index, import_instagram(index, sources, encoder)
 
 
 # -- pure parsing ---------------------------------------------------------------------------------
@@ -392,7 +393,7 @@ def test_photos_are_copied_by_content_and_carry_their_embedding(
             assert (m.path, m.embedding) == (None, None)
             assert m.sha256 == hashlib.sha256(VIDEO_BYTES).hexdigest()
             continue
-        assert m.path is not None and m.path.parent == tmp_path / "data" / "instagram"
+        assert m.path is not None and m.path.parent == tmp_path / "data" / COPIES
         assert m.path.name == f"{m.sha256}.jpg"
         assert hashlib.sha256(m.path.read_bytes()).hexdigest() == m.sha256
         assert load_image(m.path).size == (224, 224)
@@ -441,7 +442,7 @@ def test_undecodable_photo_keeps_its_post_and_is_reported(
 def assert_nothing_imported(tmp_path: Path) -> None:
     with Index(tmp_path / "data" / "index.db") as index:
         assert index.posts() == []
-    copies = tmp_path / "data" / "instagram"
+    copies = tmp_path / "data" / COPIES
     assert not copies.exists() or not any(copies.iterdir())
 
 
