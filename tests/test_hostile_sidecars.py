@@ -7,6 +7,11 @@ The scans run in-process with the real pipeline and the models' stand-in of ``te
 
 from __future__ import annotations
 
+import os
+import signal
+import stat
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +20,7 @@ from test_bad_input import StandIn, photo
 
 from photobatch.core.config import load_config
 from photobatch.library.index import Index
+from photobatch.library.sidecars import MAX_SIDECAR_BYTES
 from photobatch.scan.pipeline import Scanner
 from photobatch.scan.summary import ScanSummary
 
@@ -72,3 +78,88 @@ def test_deeply_nested_sidecar_does_not_stop_the_scan(
     assert "nested more than 100 deep" in problem
     written = {p.name for p in root.iterdir()} - {"a.jpg", "b.jpg", hostile.name}
     assert written == {"a.jpg.xmp", "a.jpg.json", "b.jpg.xmp", "b.jpg.json"} - {hostile.name}
+
+
+@contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail instead of hanging: the alarm interrupts even a blocking ``open``."""
+
+    def expire(signum: int, frame: object) -> None:
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_fifo_sidecar_does_not_hang_the_scan(tmp_path: Path, shared: Path) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    os.mkfifo(root / "a.jpg.xmp")
+    with deadline(60):
+        summary, statuses, _ = scan(tmp_path, root)
+    assert statuses == {"a.jpg": "ok", "b.jpg": "ok"}
+    assert summary.problems == [
+        f"{root / 'a.jpg.xmp'}: left untouched: not a regular file but a named pipe"
+    ]
+    assert stat.S_ISFIFO((root / "a.jpg.xmp").lstat().st_mode)
+    assert (root / "b.jpg.xmp").is_file()
+
+
+def test_sidecar_linked_to_dev_zero_is_not_read(tmp_path: Path, shared: Path) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    (root / "a.jpg.xmp").symlink_to("/dev/zero")
+    with deadline(60):
+        summary, statuses, _ = scan(tmp_path, root)
+    assert statuses == {"a.jpg": "ok", "b.jpg": "ok"}
+    assert summary.problems == [f"{root / 'a.jpg.xmp'}: left untouched: {LINK}"]
+    assert os.readlink(root / "a.jpg.xmp") == "/dev/zero"
+    assert (root / "b.jpg.xmp").is_file()
+
+
+LINK = "a symbolic link, which photobatch neither follows nor replaces"
+
+
+def test_symlinked_sidecar_is_neither_followed_nor_replaced(tmp_path: Path, shared: Path) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg", "c.jpg")
+    elsewhere = tmp_path / "someone-elses.xmp"
+    theirs = XMP_HEAD.replace(b"a:n", b"a:x") + b"<a:secret>kept</a:secret>" + XMP_TAIL
+    elsewhere.write_bytes(theirs)
+    (root / "a.jpg.xmp").symlink_to(elsewhere)
+    (root / "b.jpg.xmp").symlink_to(tmp_path / "nowhere.xmp")  # dangling: never created
+    summary, statuses, _ = scan(tmp_path, root)
+    assert statuses == {"a.jpg": "ok", "b.jpg": "ok", "c.jpg": "ok"}
+    assert sorted(summary.problems) == [
+        f"{root / 'a.jpg.xmp'}: left untouched: {LINK}",
+        f"{root / 'b.jpg.xmp'}: left untouched: {LINK}",
+    ]
+    assert os.readlink(root / "a.jpg.xmp") == str(elsewhere)
+    assert elsewhere.read_bytes() == theirs
+    assert os.readlink(root / "b.jpg.xmp") == str(tmp_path / "nowhere.xmp")
+    assert not (tmp_path / "nowhere.xmp").exists()
+    assert (root / "c.jpg.xmp").is_file()
+
+
+def test_huge_sidecar_is_not_read_into_memory(tmp_path: Path, shared: Path) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    huge = root / "a.jpg.xmp"
+    with huge.open("wb") as fh:
+        fh.truncate(MAX_SIDECAR_BYTES + 1)  # sparse: costs no disk
+    summary, statuses, _ = scan(tmp_path, root)
+    assert statuses == {"a.jpg": "ok", "b.jpg": "ok"}
+    assert summary.problems == [f"{huge}: left untouched: larger than 8 MB, far beyond any sidecar"]
+    assert huge.stat().st_size == MAX_SIDECAR_BYTES + 1
+    assert (root / "b.jpg.xmp").is_file()
+
+
+def test_folder_named_like_a_sidecar_is_left_alone(tmp_path: Path, shared: Path) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg")
+    (root / "a.jpg.xmp").mkdir()
+    summary, statuses, _ = scan(tmp_path, root)
+    assert statuses == {"a.jpg": "ok"}
+    assert summary.problems == [
+        f"{root / 'a.jpg.xmp'}: left untouched: not a regular file but a folder"
+    ]

@@ -9,8 +9,10 @@ killed scan leaves behind is removed by the next run that writes into that folde
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +20,14 @@ from pathlib import Path
 from photobatch.core.config import ConfigError, SidecarConfig
 from photobatch.core.hooks import SidecarError, SidecarWriter, sidecar_writers
 from photobatch.core.records import PhotoRecord
+
+# Far beyond any real sidecar (a few KB; one with a large embedded preview, a few hundred KB);
+# a bigger file is not read into memory.
+MAX_SIDECAR_BYTES = 8 * 1024 * 1024
+# Opening never follows a link, and never blocks on a FIFO: what was opened is checked first.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# What is found instead of a file, by ``stat.filemode``'s first letter.
+_KINDS = {"d": "a folder", "p": "a named pipe", "c": "a device", "b": "a device", "s": "a socket"}
 
 
 def sidecar_path(photo: Path, suffix: str, options: SidecarConfig) -> Path:
@@ -27,6 +37,36 @@ def sidecar_path(photo: Path, suffix: str, options: SidecarConfig) -> Path:
         return photo.with_name(name)
     relative = photo.parent.relative_to(photo.anchor)
     return options.mirror_dir.expanduser().absolute() / relative / name
+
+
+def read_existing(path: Path) -> bytes | None:
+    """The sidecar at ``path`` (None: there is none) if it is a regular file of sane size.
+
+    Anything else (a link, a FIFO, a device, a folder, a huge file) is not ours to read or to
+    replace: it raises ``SidecarError``, and the caller leaves it as it is.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SidecarError(
+                "a symbolic link, which photobatch neither follows nor replaces"
+            ) from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.filemode(mode)[0], "not a plain file")
+            raise SidecarError(f"not a regular file but {kind}")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_SIDECAR_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise SidecarError(f"larger than {MAX_SIDECAR_BYTES // 2**20} MB, far beyond any sidecar")
+    return data
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -75,7 +115,7 @@ class SidecarSync:
             target = sidecar_path(record.path, writer.suffix, self.options)
             self._sweep(target.parent)
             try:
-                existing = target.read_bytes() if target.exists() else None
+                existing = read_existing(target)
                 content = writer.render(record, existing)
                 if content != existing:
                     write_atomic(target, content)
