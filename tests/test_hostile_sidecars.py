@@ -7,6 +7,7 @@ The scans run in-process with the real pipeline and the models' stand-in of ``te
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import stat
@@ -163,3 +164,109 @@ def test_folder_named_like_a_sidecar_is_left_alone(tmp_path: Path, shared: Path)
     assert summary.problems == [
         f"{root / 'a.jpg.xmp'}: left untouched: not a regular file but a folder"
     ]
+
+
+# -- lifecycle: moves, deletions, names shared under basename naming ------------------------------
+
+USERS_OWN = b"<a:note>the user's own note</a:note>"
+
+
+def add_users_note(sidecar: Path) -> bytes:
+    """Another application's edit to a sidecar photobatch wrote."""
+    content = sidecar.read_bytes().replace(b"</rdf:RDF>", b"", 1)
+    content = content.replace(
+        b"</x:xmpmeta>",
+        b'<rdf:Description rdf:about="" xmlns:a="https://acme.example/ns/">'
+        + USERS_OWN
+        + b"</rdf:Description></rdf:RDF></x:xmpmeta>",
+    )
+    sidecar.write_bytes(content)
+    return content
+
+
+def test_renamed_or_moved_photo_takes_its_sidecar_along(tmp_path: Path, shared: Path) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    scan(tmp_path, root)
+    add_users_note(root / "a.jpg.xmp")
+    (root / "a.jpg").rename(root / "renamed.jpg")
+    (root / "sub").mkdir()
+    (root / "b.jpg").rename(root / "sub" / "b.jpg")
+    summary, statuses, _ = scan(tmp_path, root)
+    assert summary.reused == 2 and summary.problems == []
+    assert statuses == {"renamed.jpg": "ok", "b.jpg": "ok", "a.jpg": "missing"}
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*.xmp")) == [
+        "renamed.jpg.xmp",
+        "sub/b.jpg.xmp",
+    ]
+    assert USERS_OWN in (root / "renamed.jpg.xmp").read_bytes()
+
+
+def test_watched_move_takes_the_sidecar_along(tmp_path: Path, shared: Path) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg")
+    _, _, scanner = scan(tmp_path, root, formats=("xmp", "json"))
+    (root / "a.jpg").rename(root / "b.jpg")
+    assert scanner.move(root / "a.jpg", root / "b.jpg") == 1
+    assert sorted(p.name for p in root.iterdir()) == ["b.jpg", "b.jpg.json", "b.jpg.xmp"]
+    assert json.loads((root / "b.jpg.json").read_bytes())["name"] == "b.jpg"
+
+
+def test_move_never_clobbers_or_takes_a_sidecar_photobatch_did_not_write(
+    tmp_path: Path, shared: Path
+) -> None:
+    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    theirs = XMP_HEAD + USERS_OWN + XMP_TAIL
+    (root / "b.jpg.xmp").write_bytes(theirs)
+    config = load_config(None, index=tmp_path / "index.db")
+    Scanner(config, Index(config.index), sidecars=False, analyzer_factory=StandIn).scan([root])
+    scan(tmp_path, root)  # now with sidecars: a.jpg.xmp is photobatch's, b.jpg.xmp stays theirs
+    (root / "b.jpg.xmp").write_bytes(theirs)
+    (root / "c.jpg.xmp").write_bytes(theirs)  # already there for the photo's new name
+    (root / "a.jpg").rename(root / "c.jpg")
+    (root / "b.jpg").rename(root / "d.jpg")
+    summary, _, _ = scan(tmp_path, root)
+    assert summary.problems == []
+    assert sorted(p.name for p in root.glob("*.xmp")) == [
+        "a.jpg.xmp",  # photobatch's, but c.jpg already had one: left where it was
+        "b.jpg.xmp",  # the user's: never moved
+        "c.jpg.xmp",
+        "d.jpg.xmp",
+    ]
+    assert (root / "b.jpg.xmp").read_bytes() == theirs
+    assert USERS_OWN in (root / "c.jpg.xmp").read_bytes()
+
+
+def test_deleted_sidecar_is_written_again_without_rereading_the_photo(
+    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photobatch.scan import pipeline
+
+    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    scan(tmp_path, root, formats=("xmp", "json"))
+    written = (root / "a.jpg.xmp").read_bytes()
+    (root / "a.jpg.xmp").unlink()
+    (root / "b.jpg.json").unlink()
+
+    def no_reading(item: object) -> None:
+        raise AssertionError("an unchanged photo was read again")
+
+    monkeypatch.setattr(pipeline, "_identify", no_reading)
+    summary, _, _ = scan(tmp_path, root, formats=("xmp", "json"))
+    assert summary.unchanged == 2 and summary.problems == []
+    assert (root / "a.jpg.xmp").read_bytes() == written
+    assert json.loads((root / "b.jpg.json").read_bytes())["name"] == "b.jpg"
+
+
+def test_photos_sharing_a_basename_do_not_overwrite_each_others_sidecar(
+    tmp_path: Path, shared: Path
+) -> None:
+    root = library(tmp_path / "photos", shared, "IMG_1.jpg", "IMG_1.png", "IMG_2.jpg")
+    summary, statuses, _ = scan(tmp_path, root, formats=("xmp", "json"), naming="basename")
+    assert set(statuses.values()) == {"ok"}
+    assert sorted(summary.problems) == [
+        f"{root / 'IMG_1'}{suffix}: not written for IMG_1.png: it is IMG_1.jpg's sidecar "
+        "(sidecars.naming: basename gives both the same one)"
+        for suffix in (".json", ".xmp")
+    ]
+    assert json.loads((root / "IMG_1.json").read_bytes())["name"] == "IMG_1.jpg"
+    assert json.loads((root / "IMG_2.json").read_bytes())["name"] == "IMG_2.jpg"
+    assert (root / "IMG_1.xmp").is_file() and (root / "IMG_2.xmp").is_file()

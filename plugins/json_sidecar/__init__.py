@@ -33,6 +33,13 @@ class JsonWriter:
         text = json.dumps(merged, ensure_ascii=False, indent=2, sort_keys=True, allow_nan=False)
         return (text + "\n").encode("utf-8")
 
+    def wrote(self, existing: bytes) -> bool:
+        """Whether photobatch wrote ``existing``: it names a photo and its content hash."""
+        try:
+            return {"name", "sha256"} <= _load(existing).keys()
+        except SidecarError:
+            return False
+
 
 def photobatch_fields(record: PhotoRecord) -> dict[str, Any]:
     """The top-level keys photobatch owns in the sidecar."""

@@ -84,6 +84,8 @@ KEYWORD_PROPERTIES = (
     ),
 )
 
+LEDGERS = (*(prop.ledger for prop in KEYWORD_PROPERTIES), CAPTION_LEDGER)
+
 
 class XmpWriter:
     """Merges photobatch's keywords and caption into an XMP sidecar."""
@@ -104,6 +106,14 @@ class XmpWriter:
         caption = record.analysis.caption if record.analysis else None
         _merge_caption(descriptions, _NOT_XML.sub("", caption) if caption else None)
         return _serialize(root, declared)
+
+    def wrote(self, existing: bytes) -> bool:
+        """Whether photobatch wrote into ``existing``: its ledger is there."""
+        try:
+            descriptions = _descriptions(_parse(existing)[0])
+        except SidecarError:
+            return False
+        return any(_find(descriptions, name) is not None for name in LEDGERS)
 
 
 def clean_keywords(keywords: list[str]) -> list[str]:
