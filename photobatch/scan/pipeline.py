@@ -391,8 +391,9 @@ class Scanner:
         for item in batch:
             if item.error is not None or item.sha256 is None:
                 continue
-            gone = [p for p in origins.get(item.sha256, []) if not os.path.lexists(p)]
-            if item.is_new and gone:
+            was = origins.get(item.sha256, []) if item.is_new else []
+            gone = [path for path in was if not os.path.lexists(path)]
+            if gone:
                 origins[item.sha256].remove(gone[0])
                 moving = self.sidecars.move(gone[0], item.found.path)
                 summary.sidecar_problems += len(moving)
