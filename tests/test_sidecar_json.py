@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from photobatch.plugins.json_sidecar import JsonWriter
 
 from photobatch.core.hooks import SidecarError, sidecar_writers
 from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
+from photobatch.plugins.json_sidecar import JsonWriter
 
 WRITER = JsonWriter()
 

@@ -9,18 +9,19 @@ import os
 import shutil
 import subprocess
 import xml.etree.ElementTree as ET
+import xml.sax.saxutils
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from photobatch.plugins.xmp import XmpWriter, clean_keywords
 
 from photobatch.core.config import SidecarConfig
 from photobatch.core.hooks import SidecarError, sidecar_writers
 from photobatch.core.records import Analysis, PhotoRecord
 from photobatch.library.sidecars import SidecarSync
+from photobatch.plugins.xmp import XmpWriter, clean_keywords
 
 DC = "http://purl.org/dc/elements/1.1/"
 LR = "http://ns.adobe.com/lightroom/1.0/"
@@ -388,3 +389,113 @@ def test_user_keywords_survive_any_renders(theirs: list[str], renders: list[list
 def test_arbitrary_bytes_render_or_raise_sidecar_error(content: bytes) -> None:
     with contextlib.suppress(SidecarError):
         WRITER.render(record(["dog"]), content)
+
+
+# Namespaces a user's tree may use, each with the prefix its file declares: odd URIs, prefixes
+# that clash with the ones photobatch writes, and no namespace at all.
+ODD_NAMESPACES = [
+    ("", ""),
+    ("acme", "https://acme.example/ns/"),
+    ("dc", "urn:not-dublin-core"),
+    ("photobatch", "http://example.com/someone-else#"),
+    ("u", "https://ünïcødé.example/ns/ a b"),
+    ("dcx", DC),  # Dublin Core itself, with properties photobatch does not manage
+]
+xml_text = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Cn")) | st.sampled_from("\t\n\r"),
+    max_size=8,
+)
+local_name = st.from_regex(r"[A-Za-z_][A-Za-z0-9_.-]{0,6}", fullmatch=True).filter(
+    lambda name: name not in {"subject", "description"}
+)
+qualified = st.tuples(st.integers(0, len(ODD_NAMESPACES) - 1), local_name)
+attributes = st.dictionaries(qualified, xml_text, max_size=3)
+# An element: (name, attributes, text of a leaf or None, children).
+leaf = st.tuples(qualified, attributes, xml_text, st.just([]))
+tree = st.recursive(
+    leaf,
+    lambda children: st.tuples(qualified, attributes, st.none(), st.lists(children, max_size=4)),
+    max_leaves=12,
+)
+
+
+def _name(name: tuple[int, str]) -> str:
+    prefix = ODD_NAMESPACES[name[0]][0]
+    return f"{prefix}:{name[1]}" if prefix else name[1]
+
+
+def _clark(name: tuple[int, str]) -> str:
+    uri = ODD_NAMESPACES[name[0]][1]
+    return f"{{{uri}}}{name[1]}" if uri else name[1]
+
+
+def _quote(text: str) -> str:
+    return xml.sax.saxutils.quoteattr(text, {"\r": "&#13;", "\n": "&#10;", "\t": "&#9;"})
+
+
+def _xml(element: tuple) -> str:
+    name, attrs, text, children = element
+    head = _name(name) + "".join(f" {_name(k)}={_quote(v)}" for k, v in attrs.items())
+    inner = xml.sax.saxutils.escape(text, {"\r": "&#13;"}) if text is not None else ""
+    return f"<{head}>{inner}{''.join(_xml(c) for c in children)}</{_name(name)}>"
+
+
+def _shape(element: tuple) -> tuple:
+    """What must survive of a generated element: names, attributes, a leaf's exact text."""
+    name, attrs, text, children = element
+    attrs = {_clark(k): v for k, v in attrs.items()}
+    return (_clark(name), attrs, text or "", [_shape(c) for c in children])
+
+
+def _parsed_shape(element: ET.Element) -> tuple:
+    """The same for an element read back (whitespace between child elements is layout)."""
+    text = "" if len(element) else element.text or ""
+    return (element.tag, dict(element.attrib), text, [_parsed_shape(c) for c in element])
+
+
+def _chain(element: tuple, depth: int) -> tuple:
+    for _ in range(depth):
+        element = ((1, "nest"), {}, None, [element])
+    return element
+
+
+def _depth(element: tuple) -> int:
+    return 1 + max((_depth(c) for c in element[3]), default=0)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    trees=st.lists(tree, min_size=1, max_size=3),
+    on_description=attributes,
+    nesting=st.integers(0, 110),
+    keywords=suggested,
+    caption=st.none() | st.text(max_size=20),
+)
+def test_any_user_tree_survives_the_merge_or_is_refused(
+    trees: list[tuple],
+    on_description: dict,
+    nesting: int,
+    keywords: list[str],
+    caption: str | None,
+) -> None:
+    trees = [trees[0] if nesting == 0 else _chain(trees[0], nesting), *trees[1:]]
+    declarations = " ".join(f"xmlns:{p}={_quote(uri)}" for p, uri in ODD_NAMESPACES if p)
+    description_attrs = "".join(f" {_name(k)}={_quote(v)}" for k, v in on_description.items())
+    existing = (
+        f'<x:xmpmeta xmlns:x="adobe:ns:meta/" {declarations}><rdf:RDF xmlns:rdf="{RDF}">'
+        f'<rdf:Description rdf:about=""{description_attrs}>{"".join(map(_xml, trees))}'
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    ).encode()
+    rec = record(keywords, caption)
+    too_deep = 3 + max(map(_depth, trees)) > 100  # below x:xmpmeta, rdf:RDF, rdf:Description
+    try:
+        content = WRITER.render(rec, existing)
+    except SidecarError as exc:
+        assert too_deep and "nested more than 100 deep" in str(exc)
+        return
+    assert not too_deep
+    [description] = ET.fromstring(content).iter(f"{{{RDF}}}Description")
+    theirs = [c for c in description if c.tag in {_clark(t[0]) for t in trees}]
+    assert [_parsed_shape(c) for c in theirs] == [_shape(t) for t in trees]
+    assert description.attrib.items() >= {_clark(k): v for k, v in on_description.items()}.items()
+    assert WRITER.render(rec, content) == content

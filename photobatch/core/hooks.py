@@ -45,6 +45,11 @@ class SidecarWriter(Protocol):
         """
         ...
 
+    def wrote(self, existing: bytes) -> bool:
+        """Whether ``existing`` holds what this writer wrote: only then does it follow a photo
+        that was moved or renamed (a writer without this method leaves its files in place)."""
+        ...
+
 
 class Exporter(Protocol):
     """Writes index rows in one output format."""

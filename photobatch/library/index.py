@@ -262,11 +262,18 @@ class Index:
                     ],
                 )
 
-    def paths_with(self, hashes: Iterable[str]) -> list[Path]:
-        """Paths of present photos with these contents (to refresh their sidecars)."""
-        wanted = set(hashes)
-        rows = self.db.execute("SELECT path, sha256 FROM photos WHERE status = 'ok'")
-        return [Path(fs_path(path)) for path, sha in rows if sha in wanted]
+    def paths_with(self, hashes: Iterable[str]) -> dict[str, list[Path]]:
+        """Paths of present photos by content hash, for these hashes (to refresh their sidecars,
+        or find where a moved photo was)."""
+        hashes = list(set(hashes))
+        found: dict[str, list[Path]] = {}
+        for start in range(0, len(hashes), 500):
+            chunk = hashes[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT path, sha256 FROM photos WHERE status = 'ok' AND sha256 IN ({marks})"
+            for path, sha in self.db.execute(sql, chunk):
+                found.setdefault(sha, []).append(Path(fs_path(path)))
+        return found
 
     def move(self, src: Path, dest: Path) -> list[str]:
         """Re-point the rows of a moved file or folder; returns their new paths.

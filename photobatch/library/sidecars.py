@@ -9,8 +9,10 @@ killed scan leaves behind is removed by the next run that writes into that folde
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +20,15 @@ from pathlib import Path
 from photobatch.core.config import ConfigError, SidecarConfig
 from photobatch.core.hooks import SidecarError, SidecarWriter, sidecar_writers
 from photobatch.core.records import PhotoRecord
+from photobatch.library.discovery import is_image_name
+
+# Far beyond any real sidecar (a few KB; one with a large embedded preview, a few hundred KB);
+# a bigger file is not read into memory.
+MAX_SIDECAR_BYTES = 8 * 1024 * 1024
+# Opening never follows a link, and never blocks on a FIFO: what was opened is checked first.
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+# What is found instead of a file, by ``stat.filemode``'s first letter.
+_KINDS = {"d": "a folder", "p": "a named pipe", "c": "a device", "b": "a device", "s": "a socket"}
 
 
 def sidecar_path(photo: Path, suffix: str, options: SidecarConfig) -> Path:
@@ -27,6 +38,36 @@ def sidecar_path(photo: Path, suffix: str, options: SidecarConfig) -> Path:
         return photo.with_name(name)
     relative = photo.parent.relative_to(photo.anchor)
     return options.mirror_dir.expanduser().absolute() / relative / name
+
+
+def read_existing(path: Path) -> bytes | None:
+    """The sidecar at ``path`` (None: there is none) if it is a regular file of sane size.
+
+    Anything else (a link, a FIFO, a device, a folder, a huge file) is not ours to read or to
+    replace: it raises ``SidecarError``, and the caller leaves it as it is.
+    """
+    try:
+        fd = os.open(path, _OPEN_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise SidecarError(
+                "a symbolic link, which photobatch neither follows nor replaces"
+            ) from exc
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.filemode(mode)[0], "not a plain file")
+            raise SidecarError(f"not a regular file but {kind}")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(MAX_SIDECAR_BYTES + 1)
+    finally:
+        os.close(fd)
+    if len(data) > MAX_SIDECAR_BYTES:
+        raise SidecarError(f"larger than {MAX_SIDECAR_BYTES // 2**20} MB, far beyond any sidecar")
+    return data
 
 
 def write_atomic(path: Path, data: bytes) -> None:
@@ -67,15 +108,24 @@ class SidecarSync:
         self._temp_name = re.compile(rf"\..+(?:{suffixes})\.[a-z0-9_]{{8}}\.tmp")
         self._started = time.time()
         self._swept: set[Path] = set()
+        # The last folder listed for basename naming, its mtime then, and its first photo by stem.
+        self._listing: tuple[Path | None, int, dict[str, str]] = (None, 0, {})
 
     def write(self, record: PhotoRecord) -> list[str]:
         """Write or merge each sidecar; return problems as messages (the scan goes on)."""
+        owner = self._owner(record.path)
         problems = []
         for writer in self.writers:
             target = sidecar_path(record.path, writer.suffix, self.options)
+            if owner != record.path.name:
+                problems.append(
+                    f"{target}: not written for {record.path.name}: it is {owner}'s sidecar "
+                    "(sidecars.naming: basename gives both the same one)"
+                )
+                continue
             self._sweep(target.parent)
             try:
-                existing = target.read_bytes() if target.exists() else None
+                existing = read_existing(target)
                 content = writer.render(record, existing)
                 if content != existing:
                     write_atomic(target, content)
@@ -84,6 +134,57 @@ class SidecarSync:
             except OSError as exc:
                 problems.append(f"{target}: cannot write sidecar: {exc.strerror or exc}")
         return problems
+
+    def missing(self, photo: Path) -> bool:
+        """Whether one of ``photo``'s sidecars is gone (one ``lstat`` per format)."""
+        return any(
+            not os.path.lexists(sidecar_path(photo, w.suffix, self.options)) for w in self.writers
+        )
+
+    def move(self, old: Path, new: Path) -> list[str]:
+        """Take the sidecars photobatch wrote for ``old`` along to ``new``, which was moved or
+        renamed from there; return problems as messages.
+
+        Only a sidecar that is a regular file with photobatch's own data in it moves, only where
+        ``new`` has none yet (never clobbered), and under basename naming only when no other photo
+        of ``old``'s name still uses it.
+        """
+        problems = []
+        for writer in self.writers:
+            source = sidecar_path(old, writer.suffix, self.options)
+            target = sidecar_path(new, writer.suffix, self.options)
+            if source == target or os.path.lexists(target) or self._owner(old) != old.name:
+                continue
+            try:
+                existing = read_existing(source)
+                if existing is None or not getattr(writer, "wrote", lambda _: False)(existing):
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.rename(source, target)
+            except SidecarError:
+                continue  # not a file photobatch wrote: it stays where it is
+            except OSError as exc:
+                problems.append(f"{source}: cannot move sidecar to {target}: {exc.strerror or exc}")
+        return problems
+
+    def _owner(self, photo: Path) -> str:
+        """The name of the photo whose sidecar ``photo``'s is: itself, except under basename
+        naming, where photos of one name (``IMG_1.jpg``, ``IMG_1.png``) share one sidecar and it
+        belongs to the first of them in name order."""
+        if self.options.naming != "basename":
+            return photo.name
+        folder = photo.parent
+        try:
+            stamp = folder.stat().st_mtime_ns
+            if self._listing[:2] != (folder, stamp):
+                first: dict[str, str] = {}
+                with os.scandir(folder) as entries:
+                    for name in sorted(e.name for e in entries if is_image_name(e.name)):
+                        first.setdefault(Path(name).stem, name)
+                self._listing = (folder, stamp, first)
+        except OSError:
+            return photo.name  # an unreadable folder shows up when the sidecar is written
+        return self._listing[2].get(photo.stem, photo.name)
 
     def _sweep(self, folder: Path) -> None:
         """Delete the temp files a killed run left in ``folder``, once per folder and run.

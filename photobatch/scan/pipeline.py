@@ -192,22 +192,30 @@ class Scanner:
         updated = self.analyzer.repersonalize(stale)
         self.index.set_personal(updated)
         summary.personalized = len(updated)
-        if self.sidecars is None:
-            return
-        for path in self.index.paths_with(a.sha256 for a in updated):
-            if _is_below(str(path), roots):
-                record = self.index.record(path)
-                if record is not None:
-                    problems = self.sidecars.write(record)
-                    summary.sidecar_problems += len(problems)
-                    summary.problems.extend(problems)
+        if self.sidecars is not None:
+            paths = self.index.paths_with(a.sha256 for a in updated).values()
+            self._rewrite_sidecars(
+                [p for ps in paths for p in ps if _is_below(str(p), roots)], summary
+            )
+
+    def _rewrite_sidecars(self, paths: list[Path], summary: ScanSummary) -> None:
+        """Bring the sidecars of these indexed photos up to date with their records."""
+        assert self.sidecars is not None
+        for path in paths:
+            record = self.index.record(path)
+            if record is not None and record.status == "ok":
+                problems = self.sidecars.write(record)
+                summary.sidecar_problems += len(problems)
+                summary.problems.extend(problems)
 
     def move(self, src: Path, dest: Path) -> int:
-        """Follow a file or folder that was moved: paths change, results stay, no model work."""
+        """Follow a file or folder that was moved: paths change, results stay, no model work,
+        and the sidecars photobatch wrote go along."""
         moved = self.index.move(src, dest)
         if self.sidecars is not None:
-            for path in moved:
-                record = self.index.record(Path(path))
+            for path in map(Path, moved):
+                self.sidecars.move(src / path.relative_to(dest), path)
+                record = self.index.record(path)
                 if record is not None and record.status == "ok":
                     self.sidecars.write(record)
         return len(moved)
@@ -226,6 +234,7 @@ class Scanner:
         models = self.analyzer.models
         stale = set() if reanalyse else self.index.stale_analyses(models)
         todo: list[_Item] = []
+        restore: list[Path] = []  # unchanged photos whose sidecar was deleted
         for f in found:
             old = known.get(str(f.path))
             if old is None:
@@ -233,6 +242,8 @@ class Scanner:
             elif old[0] == f.size and old[1] == f.mtime_ns and old[2] != "missing":
                 if not reanalyse and old[3] not in stale:
                     summary.unchanged += 1
+                    if old[2] == "ok" and self.sidecars and self.sidecars.missing(f.path):
+                        restore.append(f.path)
                     continue
                 summary.reanalysed += 1
             else:
@@ -259,6 +270,8 @@ class Scanner:
                     self._finish_next(pending, summary, bar)
             while pending:
                 self._finish_next(pending, summary, bar)
+        if restore:
+            self._rewrite_sidecars(restore, summary)
 
     def _models_ready(self) -> bool:
         return self._warm_up is None or not self._warm_up.is_alive()
@@ -369,11 +382,22 @@ class Scanner:
     def _write_sidecars(
         self, batch: list[_Item], fresh: dict[str, Analysis], summary: ScanSummary
     ) -> None:
-        """Write each photo's sidecars; a photo whose sidecar failed is retried next scan."""
+        """Write each photo's sidecars (a new path's comes along from where its content was, if
+        that file is gone: a move); a photo whose sidecar failed is retried next scan."""
         assert self.sidecars is not None
+        origins = self.index.paths_with(
+            item.sha256 for item in batch if item.is_new and item.error is None and item.sha256
+        )
         for item in batch:
             if item.error is not None or item.sha256 is None:
                 continue
+            was = origins.get(item.sha256, []) if item.is_new else []
+            gone = [path for path in was if not os.path.lexists(path)]
+            if gone:
+                origins[item.sha256].remove(gone[0])
+                moving = self.sidecars.move(gone[0], item.found.path)
+                summary.sidecar_problems += len(moving)
+                summary.problems.extend(moving)
             record = PhotoRecord(
                 path=item.found.path,
                 sha256=item.sha256,

@@ -1,7 +1,9 @@
 """Export formats for ``photobatch export``: CSV, one JSON array, and JSON Lines.
 
 Rows arrive as an iterator straight from the index and are written one at a time, so exporting a
-large library never holds the whole output in memory.
+large library never holds the whole output in memory. Text in them comes from outside (EXIF
+fields, Instagram captions), so CSV, which spreadsheets open, neutralises what a spreadsheet would
+run as a formula; JSON and JSON Lines keep every value exactly.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from typing import IO, Any
 
 from photobatch.core.hooks import hookimpl
 
+# A cell starting with one of these is a formula (or becomes one) in Excel, LibreOffice and Sheets.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
 
 class CsvExporter:
-    """CSV with a header row; None becomes an empty cell, as spreadsheets expect."""
+    """CSV with a header row; None becomes an empty cell, as spreadsheets expect, and text that a
+    spreadsheet would run as a formula starts with ``'`` (OWASP's advice), so it shows as text."""
 
     name = "csv"
 
@@ -25,7 +31,7 @@ class CsvExporter:
         writer.writerow(columns)
         count = 0
         for row in rows:
-            writer.writerow(["" if row.get(c) is None else row.get(c) for c in columns])
+            writer.writerow([_cell(row.get(c)) for c in columns])
             count += 1
         return count
 
@@ -59,6 +65,14 @@ class JsonLinesExporter:
             out.write(_dumps(row, columns) + "\n")
             count += 1
         return count
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
 
 
 def _dumps(row: dict[str, Any], columns: list[str]) -> str:

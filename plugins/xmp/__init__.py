@@ -49,6 +49,10 @@ XML_LANG = f"{{{XML}}}lang"
 DC_DESCRIPTION = f"{{{DC}}}description"
 CAPTION_LEDGER = f"{{{PHOTOBATCH}}}description"
 
+# Real applications nest XMP about 15 elements deep (face regions, edit histories); a file nested
+# far deeper is refused when parsed, so nothing later (merging, writing) can run out of stack.
+MAX_DEPTH = 100
+
 XPACKET_BEGIN = '<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
 XPACKET_END = '<?xpacket end="w"?>'
 INDENT = " "
@@ -80,6 +84,8 @@ KEYWORD_PROPERTIES = (
     ),
 )
 
+LEDGERS = (*(prop.ledger for prop in KEYWORD_PROPERTIES), CAPTION_LEDGER)
+
 
 class XmpWriter:
     """Merges photobatch's keywords and caption into an XMP sidecar."""
@@ -101,6 +107,14 @@ class XmpWriter:
         _merge_caption(descriptions, _NOT_XML.sub("", caption) if caption else None)
         return _serialize(root, declared)
 
+    def wrote(self, existing: bytes) -> bool:
+        """Whether photobatch wrote into ``existing``: its ledger is there."""
+        try:
+            descriptions = _descriptions(_parse(existing)[0])
+        except SidecarError:
+            return False
+        return any(_find(descriptions, name) is not None for name in LEDGERS)
+
 
 def clean_keywords(keywords: list[str]) -> list[str]:
     """Keywords as they can be stored: XML-safe, trimmed, non-empty, once each (ignoring case)."""
@@ -118,14 +132,26 @@ def clean_keywords(keywords: list[str]) -> list[str]:
 
 
 class _Builder(ET.TreeBuilder):
-    """Keeps comments and records namespace declarations, so output keeps the file's prefixes."""
+    """Keeps comments and records namespace declarations, so output keeps the file's prefixes;
+    refuses elements nested deeper than ``MAX_DEPTH``."""
 
     def __init__(self) -> None:
         super().__init__(insert_comments=True)
         self.declared: list[tuple[str, str]] = []
+        self.depth = 0
 
     def start_ns(self, prefix: str, uri: str) -> None:
         self.declared.append((prefix, uri))
+
+    def start(self, tag: str, attrs: dict[str, str]) -> ET.Element:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise SidecarError(f"elements nested more than {MAX_DEPTH} deep, which XMP never needs")
+        return super().start(tag, attrs)
+
+    def end(self, tag: str) -> ET.Element:
+        self.depth -= 1
+        return super().end(tag)
 
 
 def _parse(data: bytes) -> tuple[ET.Element, list[tuple[str, str]]]:
