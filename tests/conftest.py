@@ -1,4 +1,4 @@
-"""Shared fixtures. Real data lives in ../shared beside the repository (never copied into it)."""
+"""Shared fixtures. Real data is found by ``photobatch.research.data``, never copied to the repo."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+from photobatch.research import data as research
 
 
 @pytest.fixture(scope="session")
-def shared() -> Path:
-    """The shared data folder; only outside CI may a test skip for want of it."""
-    if not (SHARED / "data").is_dir():
+def research_data() -> Path:
+    """The research data folder ($PHOTOBATCH_DATA, else ../shared/data); only outside CI may a
+    test skip for want of it."""
+    try:
+        return research.research_data()
+    except research.DataNotFound as exc:
         if os.environ.get("CI"):
-            pytest.fail(f"shared data missing at {SHARED}: CI must always have it")
-        pytest.skip(f"shared data not found at {SHARED} (outside CI)")
-    return SHARED
+            pytest.fail(f"{exc}: CI must always have it")
+        pytest.skip(f"{exc} (outside CI)")

@@ -65,15 +65,15 @@ def huge_exif() -> bytes:
     return b"Exif\0\0" + tiff
 
 
-def photo(shared: Path, name: str) -> Image.Image:
-    return Image.open(shared / "data" / "exif-samples" / "jpg" / "gps" / name).convert("RGB")
+def photo(research_data: Path, name: str) -> Image.Image:
+    return Image.open(research_data / "exif-samples" / "jpg" / "gps" / name).convert("RGB")
 
 
-def build_library(root: Path, shared: Path) -> dict[str, Path]:
+def build_library(root: Path, research_data: Path) -> dict[str, Path]:
     """Every bad-input case as a file under ``root``; returns case name -> path."""
-    samples = shared / "data" / "exif-samples" / "jpg"
+    samples = research_data / "exif-samples" / "jpg"
     good = (samples / "gps" / "DSCN0010.jpg").read_bytes()
-    base = photo(shared, "DSCN0012.jpg")
+    base = photo(research_data, "DSCN0012.jpg")
     root.mkdir()
     cases: dict[str, Path] = {}
 
@@ -122,16 +122,16 @@ def build_library(root: Path, shared: Path) -> dict[str, Path]:
     add_image("entity attack", "attacked.jpg", base.rotate(310), "JPEG")
     (root / "attacked.jpg.xmp").write_bytes(BILLION_LAUGHS)
     cases["raw"] = root / "IMG_0001.DNG"
-    write_dng(cases["raw"], photo(shared, "DSCN0021.jpg"), orientation=6)
+    write_dng(cases["raw"], photo(research_data, "DSCN0021.jpg"), orientation=6)
     add("raw truncated", "IMG_0002.ARW", cases["raw"].read_bytes()[:1500])
     add_image("jpeg named CR2", "IMG_0003.CR2", base.rotate(330), "JPEG")
     return cases
 
 
 @pytest.fixture(scope="module")
-def scanned(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def scanned(research_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("bad") / "library"
-    cases = build_library(root, shared)
+    cases = build_library(root, research_data)
     sidecars = {p: p.read_bytes() for p in root.glob("*.xmp")}
     index = root.parent / "index.db"
     env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
@@ -261,14 +261,14 @@ def scanner(tmp_path: Path) -> tuple[Scanner, Index]:
 
 
 def test_file_vanishing_mid_scan_ends_missing_not_error(
-    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, research_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from photobatch.scan import pipeline
 
     root = tmp_path / "photos"
     root.mkdir()
-    photo(shared, "DSCN0010.jpg").save(root / "stays.jpg")
-    photo(shared, "DSCN0012.jpg").save(root / "goes.jpg")
+    photo(research_data, "DSCN0010.jpg").save(root / "stays.jpg")
+    photo(research_data, "DSCN0012.jpg").save(root / "goes.jpg")
     read = pipeline.read_metadata
 
     def read_then_vanish(path: Path) -> object:
@@ -287,13 +287,13 @@ def test_file_vanishing_mid_scan_ends_missing_not_error(
 
 
 def test_disk_full_while_writing_a_sidecar_keeps_the_old_one(
-    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, research_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from photobatch.library import sidecars
 
     root = tmp_path / "photos"
     root.mkdir()
-    photo(shared, "DSCN0010.jpg").save(root / "a.jpg")
+    photo(research_data, "DSCN0010.jpg").save(root / "a.jpg")
     old = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n'
     (root / "a.jpg.xmp").write_bytes(old)
 

@@ -30,10 +30,10 @@ SOURCE_NAME = "1000268201_693b08cb0e.jpg"
 
 
 @pytest.fixture(scope="module")
-def source_dir(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def source_dir(research_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding one shared photo (linked, not copied), so every photo derives from it."""
     folder = tmp_path_factory.mktemp("source")
-    (folder / SOURCE_NAME).symlink_to(shared / "data" / "flickr8k" / "images" / SOURCE_NAME)
+    (folder / SOURCE_NAME).symlink_to(research_data / "flickr8k" / "images" / SOURCE_NAME)
     return folder
 
 

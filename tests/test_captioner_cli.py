@@ -21,9 +21,9 @@ from photobatch.training.metrics import METRICS
 DOG_PHOTO = "1026685415_0431cbf574.jpg"  # a val photo whose five captions all say "dog"
 
 
-def flickr_subset(shared: Path, tmp_path: Path, train: int, val: int) -> tuple[Path, Path]:
+def flickr_subset(research_data: Path, tmp_path: Path, train: int, val: int) -> tuple[Path, Path]:
     """A captions CSV and a splits CSV naming the first ``train`` and ``val`` shared photos."""
-    root = shared / "data" / "flickr8k"
+    root = research_data / "flickr8k"
     with (root / "splits.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     chosen = {}
@@ -54,9 +54,9 @@ def scores(output: str) -> dict[str, float]:
     return {m[1]: float(m[2]) for m in re.finditer(rf"({names}) +([0-9.]+)$", output, re.M)}
 
 
-def test_train_resume_and_evaluate_a_captioner(shared: Path, tmp_path: Path) -> None:
-    captions, splits = flickr_subset(shared, tmp_path, train=24, val=8)
-    images = shared / "data" / "flickr8k" / "images"
+def test_train_resume_and_evaluate_a_captioner(research_data: Path, tmp_path: Path) -> None:
+    captions, splits = flickr_subset(research_data, tmp_path, train=24, val=8)
+    images = research_data / "flickr8k" / "images"
     model = tmp_path / "mine" / "captioner.pt"
     data = ["--captions", str(captions), "--images", str(images), "--splits", str(splits)]
     data += ["--cache", str(tmp_path / "cache"), "--device", "cpu"]
@@ -93,11 +93,11 @@ def test_train_resume_and_evaluate_a_captioner(shared: Path, tmp_path: Path) -> 
     assert f"{model}: its sizes" in mismatch.output
 
 
-def test_shipped_captioner_is_sensible_on_val_photos(shared: Path, tmp_path: Path) -> None:
+def test_shipped_captioner_is_sensible_on_val_photos(research_data: Path, tmp_path: Path) -> None:
     """100 val photos are a noisy sample of the model card's 1,000 (the shipped model: BLEU-1
     0.58, CIDEr 0.50 on these), but far above what a broken model scores (CIDEr near 0)."""
-    captions, splits = flickr_subset(shared, tmp_path, train=0, val=100)
-    images = shared / "data" / "flickr8k" / "images"
+    captions, splits = flickr_subset(research_data, tmp_path, train=0, val=100)
+    images = research_data / "flickr8k" / "images"
     output = invoke(
         tmp_path,
         "evaluate",
@@ -127,13 +127,15 @@ def test_attention_sheet_holds_the_photo_and_one_panel_per_word(size: int, tmp_p
         )
 
 
-def test_show_draws_the_attention_of_the_indexed_caption(shared: Path, tmp_path: Path) -> None:
+def test_show_draws_the_attention_of_the_indexed_caption(
+    research_data: Path, tmp_path: Path
+) -> None:
     from photobatch.models.attention import COLUMNS, LABEL, PANEL
 
     library = tmp_path / "library"
     library.mkdir()
     photo = library / "dog.jpg"
-    shutil.copyfile(shared / "data" / "flickr8k" / "images" / DOG_PHOTO, photo)
+    shutil.copyfile(research_data / "flickr8k" / "images" / DOG_PHOTO, photo)
     invoke(tmp_path, "scan", "--quiet", "--no-sidecars", str(library))
     caption = json.loads(invoke(tmp_path, "show", "--json", str(photo)))["caption"]
     assert "dog" in caption.lower()
@@ -162,11 +164,11 @@ def test_show_attention_of_a_photo_not_in_the_index_is_a_clear_error(tmp_path: P
 
 
 def test_a_damaged_captioner_model_stops_the_scan_with_a_clear_error(
-    shared: Path, tmp_path: Path
+    research_data: Path, tmp_path: Path
 ) -> None:
     library = tmp_path / "library"
     library.mkdir()
-    shutil.copyfile(shared / "data" / "flickr8k" / "images" / DOG_PHOTO, library / "dog.jpg")
+    shutil.copyfile(research_data / "flickr8k" / "images" / DOG_PHOTO, library / "dog.jpg")
     damaged = tmp_path / "captioner.pt"
     damaged.write_bytes(b"PK\x03\x04 half of a checkpoint")
     config = tmp_path / "config.yaml"

@@ -145,12 +145,12 @@ def test_checkpoint_loads_weights_only_and_captions_identically(tmp_path: Path) 
 # --- real photos (shared Flickr8k) and the real encoder --------------------------------------
 
 
-def _flickr(shared: Path) -> Path:
-    return shared / "data" / "flickr8k"
+def _flickr(research_data: Path) -> Path:
+    return research_data / "flickr8k"
 
 
-def _first_train_photos(shared: Path, n: int) -> tuple[list[str], dict[str, list[str]]]:
-    root = _flickr(shared)
+def _first_train_photos(research_data: Path, n: int) -> tuple[list[str], dict[str, list[str]]]:
+    root = _flickr(research_data)
     splits = read_splits(root / "splits.csv")
     data = read_captions(root / "captions.csv")
     names = [name for name in data.images() if splits.get(name) == "train"][:n]
@@ -158,15 +158,17 @@ def _first_train_photos(shared: Path, n: int) -> tuple[list[str], dict[str, list
 
 
 def test_tiny_model_overfits_a_few_photos_and_reproduces_their_captions(
-    shared: Path, tmp_path: Path
+    research_data: Path, tmp_path: Path
 ) -> None:
     from photobatch.training.captioner import TrainConfig, train_epoch
     from photobatch.training.features import encode_images
 
-    names, captions = _first_train_photos(shared, 8)
+    names, captions = _first_train_photos(research_data, 8)
     targets = {name: captions[name][0] for name in names}  # one caption each, to memorize
     feats = torch.from_numpy(
-        encode_images(_flickr(shared) / "images", names, tmp_path, torch.device("cpu")).copy()
+        encode_images(
+            _flickr(research_data) / "images", names, tmp_path, torch.device("cpu")
+        ).copy()
     )
     vocab = Vocabulary.build((tokenize(t) for t in targets.values()), min_count=1)
     seqs = [vocab.encode(tokenize(targets[n])) for n in names]
@@ -195,11 +197,11 @@ def test_tiny_model_overfits_a_few_photos_and_reproduces_their_captions(
         assert result.tokens == tokenize(targets[name])
 
 
-def test_train_captioner_end_to_end_and_resume(shared: Path, tmp_path: Path) -> None:
+def test_train_captioner_end_to_end_and_resume(research_data: Path, tmp_path: Path) -> None:
     from photobatch.training.captioner import TrainConfig, train_captioner
 
-    root = _flickr(shared)
-    names, captions = _first_train_photos(shared, 12)
+    root = _flickr(research_data)
+    names, captions = _first_train_photos(research_data, 12)
     csv_path = tmp_path / "captions.csv"
     lines = ["image,caption"] + [f'{n},"{c}"' for n in names for c in captions[n]]
     csv_path.write_text("\n".join(lines) + "\n")

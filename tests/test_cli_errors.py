@@ -30,30 +30,32 @@ def one_line(result: Result, code: int = 1) -> str:
     return lines[0]
 
 
-def caption_data(shared: Path, captions: Path, tmp_path: Path) -> list[str]:
-    images = shared / "data" / "flickr8k" / "images"
+def caption_data(research_data: Path, captions: Path, tmp_path: Path) -> list[str]:
+    images = research_data / "flickr8k" / "images"
     cache = tmp_path / "cache"
     return ["--captions", str(captions), "--images", str(images), "--cache", str(cache)]
 
 
-def test_swapped_captions_and_splits_files_name_the_file(shared: Path, tmp_path: Path) -> None:
-    splits = shared / "data" / "flickr8k" / "splits.csv"
-    result = invoke(tmp_path, "train", "captioner", *caption_data(shared, splits, tmp_path))
+def test_swapped_captions_and_splits_files_name_the_file(
+    research_data: Path, tmp_path: Path
+) -> None:
+    splits = research_data / "flickr8k" / "splits.csv"
+    result = invoke(tmp_path, "train", "captioner", *caption_data(research_data, splits, tmp_path))
     expected = f"photobatch: {splits}: expected a CSV with columns 'image,caption'"
     assert one_line(result) == expected
     assert not (tmp_path / "cache").exists()  # stopped before encoding a single photo
 
 
-def test_a_photo_given_as_captions_is_one_line(shared: Path, tmp_path: Path) -> None:
-    photo = shared / "data" / "flickr8k" / "images" / PHOTO
-    args = caption_data(shared, photo, tmp_path)
+def test_a_photo_given_as_captions_is_one_line(research_data: Path, tmp_path: Path) -> None:
+    photo = research_data / "flickr8k" / "images" / PHOTO
+    args = caption_data(research_data, photo, tmp_path)
     line = one_line(invoke(tmp_path, "evaluate", "captioner", *args))
     assert line.startswith(f"photobatch: {photo}: not a captions file (UnicodeDecodeError")
 
 
-def test_a_photo_given_as_the_index_is_one_line(shared: Path, tmp_path: Path) -> None:
+def test_a_photo_given_as_the_index_is_one_line(research_data: Path, tmp_path: Path) -> None:
     index = tmp_path / "photo.jpg"
-    shutil.copyfile(shared / "data" / "flickr8k" / "images" / PHOTO, index)
+    shutil.copyfile(research_data / "flickr8k" / "images" / PHOTO, index)
     before = index.read_bytes()
     result = CliRunner().invoke(cli, ["--index", str(index), "status"])
     assert one_line(result).startswith(f"photobatch: {index}")
@@ -71,11 +73,11 @@ def test_a_second_scan_exits_75_with_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("command", [["train", "captioner"], ["evaluate", "captioner"]])
 def test_without_the_research_extra_caption_metrics_commands_say_what_to_install(
-    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+    research_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
 ) -> None:
     monkeypatch.setitem(sys.modules, "pycocoevalcap", None)  # its import now raises ImportError
-    captions = shared / "data" / "flickr8k" / "captions.csv"
-    result = invoke(tmp_path, *command, *caption_data(shared, captions, tmp_path))
+    captions = research_data / "flickr8k" / "captions.csv"
+    result = invoke(tmp_path, *command, *caption_data(research_data, captions, tmp_path))
     assert one_line(result) == (
         f"photobatch: {' '.join(command)} needs the research extra (pycocoevalcap is not "
         "installed): pip install 'photobatch[research]'"
@@ -83,9 +85,9 @@ def test_without_the_research_extra_caption_metrics_commands_say_what_to_install
     assert not (tmp_path / "cache").exists()
 
 
-def test_a_split_the_splits_file_lacks_is_one_line(shared: Path, tmp_path: Path) -> None:
-    flickr = shared / "data" / "flickr8k"
-    args = caption_data(shared, flickr / "captions.csv", tmp_path)
+def test_a_split_the_splits_file_lacks_is_one_line(research_data: Path, tmp_path: Path) -> None:
+    flickr = research_data / "flickr8k"
+    args = caption_data(research_data, flickr / "captions.csv", tmp_path)
     splits = ["--splits", str(flickr / "splits.csv"), "--split", "test"]
     line = one_line(invoke(tmp_path, "evaluate", "captioner", *args, *splits))
     assert line == f"photobatch: {flickr / 'splits.csv'}: no images in split 'test'"

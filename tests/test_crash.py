@@ -26,9 +26,9 @@ from PIL import Image
 PHOTOS = 60
 
 
-def make_library(shared: Path, root: Path) -> dict[str, str]:
+def make_library(research_data: Path, root: Path) -> dict[str, str]:
     """60 distinct photos; returns name -> sha256 of the original bytes."""
-    images = sorted((shared / "data" / "flickr8k" / "images").iterdir())[:PHOTOS]
+    images = sorted((research_data / "flickr8k" / "images").iterdir())[:PHOTOS]
     root.mkdir()
     for n, source in enumerate(images):
         with Image.open(source) as im:
@@ -60,9 +60,11 @@ def scan_and_kill(args: list[str], when: Callable[[], bool]) -> bool:
     return False
 
 
-def test_kill_9_at_any_moment_then_rescan_loses_nothing(shared: Path, tmp_path: Path) -> None:
+def test_kill_9_at_any_moment_then_rescan_loses_nothing(
+    research_data: Path, tmp_path: Path
+) -> None:
     root = tmp_path / "photos"
-    originals = make_library(shared, root)
+    originals = make_library(research_data, root)
     index = tmp_path / "index.db"
     config = tmp_path / "config.yaml"
     config.write_text("batch_size: 8\n", encoding="utf-8")

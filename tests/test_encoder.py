@@ -34,9 +34,9 @@ def encoder() -> Iterator[ImageEncoder]:
     torch.set_num_threads(threads)
 
 
-def _dog_photos(shared: Path, n: int) -> list[Path]:
+def _dog_photos(research_data: Path, n: int) -> list[Path]:
     """Photos whose five human captions all mention a dog, a fixed sample."""
-    root = shared / "data" / "flickr8k"
+    root = research_data / "flickr8k"
     mentions: dict[str, int] = {}
     with (root / "captions.csv").open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
@@ -47,8 +47,8 @@ def _dog_photos(shared: Path, n: int) -> list[Path]:
 
 
 @pytest.fixture(scope="module")
-def dog_batch(shared: Path) -> torch.Tensor:
-    return torch.stack([to_tensor(load_image(p)) for p in _dog_photos(shared, 12)])
+def dog_batch(research_data: Path) -> torch.Tensor:
+    return torch.stack([to_tensor(load_image(p)) for p in _dog_photos(research_data, 12)])
 
 
 def test_state_dict_loads_strictly_with_sixteen_blocks() -> None:

@@ -98,14 +98,14 @@ FORMULAS = {
 }
 
 
-def test_formula_injection_is_neutralised_in_csv_only(tmp_path: Path, shared: Path) -> None:
+def test_formula_injection_is_neutralised_in_csv_only(tmp_path: Path, research_data: Path) -> None:
     root = tmp_path / "photos"
     root.mkdir()
     exif = Image.Exif()
     exif[0x010F], exif[0x0110] = FORMULAS["camera_make"], FORMULAS["camera_model"]
     exif.get_ifd(0x8769)[0xA434] = FORMULAS["lens"]
-    photo(shared, "DSCN0010.jpg").save(root / "a.jpg", exif=exif)
-    photo(shared, "DSCN0012.jpg").save(root / "b.jpg")
+    photo(research_data, "DSCN0010.jpg").save(root / "a.jpg", exif=exif)
+    photo(research_data, "DSCN0012.jpg").save(root / "b.jpg")
     index_path = tmp_path / "index.db"
     config = load_config(None, index=index_path)
     index = Index(config.index)

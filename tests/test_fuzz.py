@@ -86,8 +86,8 @@ def make_variants(samples: Path, root: Path) -> list[Path]:
     return written
 
 
-def test_a_thousand_mutated_files_scan_without_a_crash(shared: Path, tmp_path: Path) -> None:
-    variants = make_variants(shared / "data" / "exif-samples", tmp_path / "fuzzed")
+def test_a_thousand_mutated_files_scan_without_a_crash(research_data: Path, tmp_path: Path) -> None:
+    variants = make_variants(research_data / "exif-samples", tmp_path / "fuzzed")
     index = tmp_path / "index.db"
     scan = subprocess.run(
         [

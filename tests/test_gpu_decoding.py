@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import logging
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
@@ -44,8 +46,8 @@ def test_squash_gives_the_encoders_input() -> None:
     assert float(out.abs().max()) < 1e-5  # 127 is the normalisation's zero
 
 
-def test_squash_agrees_with_the_cpu_path_on_a_real_photo(shared: Path) -> None:
-    photo = next((shared / "data" / "flickr8k" / "images").glob("*.jpg"))
+def test_squash_agrees_with_the_cpu_path_on_a_real_photo(research_data: Path) -> None:
+    photo = next((research_data / "flickr8k" / "images").glob("*.jpg"))
     with Image.open(photo) as im:
         pixels = torch.from_numpy(np.asarray(im.convert("RGB")).copy()).permute(2, 0, 1)
     gap = (squash(pixels) - to_tensor(load_image(photo))).abs().mean()
@@ -73,6 +75,29 @@ def test_read_jpeg_takes_plain_jpegs_and_leaves_the_rest_to_pillow(
 
 def test_no_gpu_decoder_off_cuda() -> None:
     assert gpu_jpeg_decoder(torch.device("cpu")) is None
+
+
+def test_cuda_without_torchvision_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    class NotInstalled:
+        """Finds no torchvision, as Python does where it was never installed."""
+
+        def find_spec(self, name: str, *args: object) -> None:
+            if name == "torchvision":
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+    for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
+    # import-linter's logging setup (tests/test_layers.py) disables loggers made before it.
+    monkeypatch.setattr(gpu_decoding.log, "disabled", False)
+    with caplog.at_level(logging.WARNING):
+        assert gpu_jpeg_decoder(torch.device("cuda")) is None  # the scan decodes with Pillow
+    assert [r.getMessage() for r in caplog.records] == [
+        "JPEGs are decoded on the CPU, not on cuda: torchvision is not installed "
+        "(pip install 'photobatch[gpu]')"
+    ]
 
 
 class CudaStandIn:
@@ -116,11 +141,11 @@ class RecordingDecoder:
 
 
 def test_scan_on_cuda_sends_jpegs_to_the_gpu_decoder_in_large_batches(
-    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    research_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     library = tmp_path / "library"
     library.mkdir()
-    photos = sorted((shared / "data" / "flickr8k" / "images").glob("*.jpg"))[:7]
+    photos = sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[:7]
     for photo in photos:
         shutil.copyfile(photo, library / photo.name)
     Image.new("RGB", (300, 200), (0, 128, 0)).save(library / "drawing.png")
@@ -147,14 +172,14 @@ def test_scan_on_cuda_sends_jpegs_to_the_gpu_decoder_in_large_batches(
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="nvJPEG needs a CUDA device")
 def test_nvjpeg_decodes_like_pillow_and_reports_what_it_cannot(
-    shared: Path, tmp_path: Path
+    research_data: Path, tmp_path: Path
 ) -> None:
     from photobatch.library.metadata import read_metadata
 
     decoder = gpu_jpeg_decoder(torch.device("cuda"))
     assert decoder is not None, "torchvision cannot decode JPEGs on this CUDA device"
-    photos = sorted((shared / "data" / "flickr8k" / "images").glob("*.jpg"))[:4]
-    photos += sorted((shared / "data" / "exif-samples" / "jpg" / "orientation").glob("*.jpg"))
+    photos = sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[:4]
+    photos += sorted((research_data / "exif-samples" / "jpg" / "orientation").glob("*.jpg"))
     photos = [p for p in photos if read_jpeg(p) is not None]
     broken = tmp_path / "truncated.jpg"
     broken.write_bytes(photos[0].read_bytes()[:200])

@@ -93,8 +93,8 @@ def _tag_ok(tag: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def val_captions(shared: Path) -> dict[str, list[str]]:
-    root = shared / "data" / "flickr8k"
+def val_captions(research_data: Path) -> dict[str, list[str]]:
+    root = research_data / "flickr8k"
     with (root / "splits.csv").open(newline="") as f:
         val = [r["image"] for r in csv.DictReader(f) if r["split"] == "val"]
     captions: dict[str, list[str]] = {}

@@ -40,11 +40,11 @@ def deep_json(depth: int) -> bytes:
     return b'{"album": ' + b"[" * depth + b"]" * depth + b"}\n"
 
 
-def library(root: Path, shared: Path, *names: str) -> Path:
+def library(root: Path, research_data: Path, *names: str) -> Path:
     """A folder of real photos with these names."""
     root.mkdir(parents=True, exist_ok=True)
     for name, source in zip(names, ["DSCN0010.jpg", "DSCN0012.jpg", "DSCN0021.jpg"], strict=False):
-        photo(shared, source).save(root / name)
+        photo(research_data, source).save(root / name)
     return root
 
 
@@ -66,9 +66,9 @@ def scan(
     ids=["xmp", "json", "json-deeper-than-the-decoder-allows"],
 )
 def test_deeply_nested_sidecar_does_not_stop_the_scan(
-    tmp_path: Path, shared: Path, suffix: str, content: bytes
+    tmp_path: Path, research_data: Path, suffix: str, content: bytes
 ) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     hostile = root / f"a.jpg{suffix}"
     hostile.write_bytes(content)
     summary, statuses, _ = scan(tmp_path, root, formats=("xmp", "json"))
@@ -97,8 +97,8 @@ def deadline(seconds: int) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def test_fifo_sidecar_does_not_hang_the_scan(tmp_path: Path, shared: Path) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+def test_fifo_sidecar_does_not_hang_the_scan(tmp_path: Path, research_data: Path) -> None:
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     os.mkfifo(root / "a.jpg.xmp")
     with deadline(60):
         summary, statuses, _ = scan(tmp_path, root)
@@ -110,8 +110,8 @@ def test_fifo_sidecar_does_not_hang_the_scan(tmp_path: Path, shared: Path) -> No
     assert (root / "b.jpg.xmp").is_file()
 
 
-def test_sidecar_linked_to_dev_zero_is_not_read(tmp_path: Path, shared: Path) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+def test_sidecar_linked_to_dev_zero_is_not_read(tmp_path: Path, research_data: Path) -> None:
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     (root / "a.jpg.xmp").symlink_to("/dev/zero")
     with deadline(60):
         summary, statuses, _ = scan(tmp_path, root)
@@ -124,8 +124,10 @@ def test_sidecar_linked_to_dev_zero_is_not_read(tmp_path: Path, shared: Path) ->
 LINK = "a symbolic link, which photobatch neither follows nor replaces"
 
 
-def test_symlinked_sidecar_is_neither_followed_nor_replaced(tmp_path: Path, shared: Path) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg", "c.jpg")
+def test_symlinked_sidecar_is_neither_followed_nor_replaced(
+    tmp_path: Path, research_data: Path
+) -> None:
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg", "c.jpg")
     elsewhere = tmp_path / "someone-elses.xmp"
     theirs = XMP_HEAD.replace(b"a:n", b"a:x") + b"<a:secret>kept</a:secret>" + XMP_TAIL
     elsewhere.write_bytes(theirs)
@@ -144,8 +146,8 @@ def test_symlinked_sidecar_is_neither_followed_nor_replaced(tmp_path: Path, shar
     assert (root / "c.jpg.xmp").is_file()
 
 
-def test_huge_sidecar_is_not_read_into_memory(tmp_path: Path, shared: Path) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+def test_huge_sidecar_is_not_read_into_memory(tmp_path: Path, research_data: Path) -> None:
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     huge = root / "a.jpg.xmp"
     with huge.open("wb") as fh:
         fh.truncate(MAX_SIDECAR_BYTES + 1)  # sparse: costs no disk
@@ -156,8 +158,8 @@ def test_huge_sidecar_is_not_read_into_memory(tmp_path: Path, shared: Path) -> N
     assert (root / "b.jpg.xmp").is_file()
 
 
-def test_folder_named_like_a_sidecar_is_left_alone(tmp_path: Path, shared: Path) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg")
+def test_folder_named_like_a_sidecar_is_left_alone(tmp_path: Path, research_data: Path) -> None:
+    root = library(tmp_path / "photos", research_data, "a.jpg")
     (root / "a.jpg.xmp").mkdir()
     summary, statuses, _ = scan(tmp_path, root)
     assert statuses == {"a.jpg": "ok"}
@@ -184,8 +186,10 @@ def add_users_note(sidecar: Path) -> bytes:
     return content
 
 
-def test_renamed_or_moved_photo_takes_its_sidecar_along(tmp_path: Path, shared: Path) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+def test_renamed_or_moved_photo_takes_its_sidecar_along(
+    tmp_path: Path, research_data: Path
+) -> None:
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     scan(tmp_path, root)
     add_users_note(root / "a.jpg.xmp")
     (root / "a.jpg").rename(root / "renamed.jpg")
@@ -201,8 +205,8 @@ def test_renamed_or_moved_photo_takes_its_sidecar_along(tmp_path: Path, shared: 
     assert USERS_OWN in (root / "renamed.jpg.xmp").read_bytes()
 
 
-def test_watched_move_takes_the_sidecar_along(tmp_path: Path, shared: Path) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg")
+def test_watched_move_takes_the_sidecar_along(tmp_path: Path, research_data: Path) -> None:
+    root = library(tmp_path / "photos", research_data, "a.jpg")
     _, _, scanner = scan(tmp_path, root, formats=("xmp", "json"))
     (root / "a.jpg").rename(root / "b.jpg")
     assert scanner.move(root / "a.jpg", root / "b.jpg") == 1
@@ -211,9 +215,9 @@ def test_watched_move_takes_the_sidecar_along(tmp_path: Path, shared: Path) -> N
 
 
 def test_move_never_clobbers_or_takes_a_sidecar_photobatch_did_not_write(
-    tmp_path: Path, shared: Path
+    tmp_path: Path, research_data: Path
 ) -> None:
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     theirs = XMP_HEAD + USERS_OWN + XMP_TAIL
     (root / "b.jpg.xmp").write_bytes(theirs)
     config = load_config(None, index=tmp_path / "index.db")
@@ -236,11 +240,11 @@ def test_move_never_clobbers_or_takes_a_sidecar_photobatch_did_not_write(
 
 
 def test_deleted_sidecar_is_written_again_without_rereading_the_photo(
-    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, research_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from photobatch.scan import pipeline
 
-    root = library(tmp_path / "photos", shared, "a.jpg", "b.jpg")
+    root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     scan(tmp_path, root, formats=("xmp", "json"))
     written = (root / "a.jpg.xmp").read_bytes()
     (root / "a.jpg.xmp").unlink()
@@ -257,9 +261,9 @@ def test_deleted_sidecar_is_written_again_without_rereading_the_photo(
 
 
 def test_photos_sharing_a_basename_do_not_overwrite_each_others_sidecar(
-    tmp_path: Path, shared: Path
+    tmp_path: Path, research_data: Path
 ) -> None:
-    root = library(tmp_path / "photos", shared, "IMG_1.jpg", "IMG_1.png", "IMG_2.jpg")
+    root = library(tmp_path / "photos", research_data, "IMG_1.jpg", "IMG_1.png", "IMG_2.jpg")
     summary, statuses, _ = scan(tmp_path, root, formats=("xmp", "json"), naming="basename")
     assert set(statuses.values()) == {"ok"}
     assert sorted(summary.problems) == [

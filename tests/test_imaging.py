@@ -12,8 +12,8 @@ from PIL import Image
 from photobatch.library.imaging import ImageError, load_image, to_tensor
 
 
-def _exif_samples(shared: Path) -> Path:
-    return shared / "data" / "exif-samples"
+def _exif_samples(research_data: Path) -> Path:
+    return research_data / "exif-samples"
 
 
 def _thumb(img: Image.Image) -> np.ndarray:
@@ -21,8 +21,8 @@ def _thumb(img: Image.Image) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kind", ["landscape", "portrait"])
-def test_all_eight_orientations_decode_upright(shared: Path, kind: str) -> None:
-    folder = _exif_samples(shared) / "jpg" / "orientation"
+def test_all_eight_orientations_decode_upright(research_data: Path, kind: str) -> None:
+    folder = _exif_samples(research_data) / "jpg" / "orientation"
     upright = load_image(folder / f"{kind}_1.jpg")
     reference = _thumb(upright)
     for n in range(2, 9):
@@ -35,8 +35,8 @@ def test_all_eight_orientations_decode_upright(shared: Path, kind: str) -> None:
             assert np.abs(_thumb(img.transpose(wrong)) - reference).mean() > 30, (n, wrong)
 
 
-def test_heic_decodes_upright(shared: Path) -> None:
-    folder = _exif_samples(shared) / "heic"
+def test_heic_decodes_upright(research_data: Path) -> None:
+    folder = _exif_samples(research_data) / "heic"
     small = load_image(folder / "samplefilehub.heif")
     assert (small.mode, small.size) == ("RGB", (640, 426))
     # Stored landscape with EXIF orientation 6: libheif turns it, and it must not turn twice.
@@ -44,9 +44,9 @@ def test_heic_decodes_upright(shared: Path) -> None:
     assert (phone.mode, phone.size) == ("RGB", (3024, 4032))
 
 
-def test_every_sample_decodes_or_raises_image_error(shared: Path) -> None:
+def test_every_sample_decodes_or_raises_image_error(research_data: Path) -> None:
     decoded = failed = 0
-    for path in sorted(_exif_samples(shared).rglob("*")):
+    for path in sorted(_exif_samples(research_data).rglob("*")):
         if not path.is_file():
             continue
         try:
@@ -118,8 +118,8 @@ def test_cmyk_jpeg(tmp_path: Path) -> None:
     assert r > 200 and g < 60 and b < 60  # red
 
 
-def _broken_files(tmp_path: Path, shared: Path) -> dict[str, Path]:
-    good = (_exif_samples(shared) / "jpg" / "gps" / "DSCN0010.jpg").read_bytes()
+def _broken_files(tmp_path: Path, research_data: Path) -> dict[str, Path]:
+    good = (_exif_samples(research_data) / "jpg" / "gps" / "DSCN0010.jpg").read_bytes()
     files = {
         "truncated": good[: len(good) // 3],
         "not an image": b"just some text, not pixels\n" * 10,
@@ -131,8 +131,10 @@ def _broken_files(tmp_path: Path, shared: Path) -> dict[str, Path]:
     return {name: tmp_path / f"{name}.jpg" for name in files}
 
 
-def test_broken_files_raise_image_error_naming_the_file(tmp_path: Path, shared: Path) -> None:
-    for name, path in _broken_files(tmp_path, shared).items():
+def test_broken_files_raise_image_error_naming_the_file(
+    tmp_path: Path, research_data: Path
+) -> None:
+    for name, path in _broken_files(tmp_path, research_data).items():
         with pytest.raises(ImageError) as info:
             load_image(path)
         assert info.value.path == path, name

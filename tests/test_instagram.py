@@ -81,8 +81,8 @@ VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4
 
 
 @pytest.fixture(scope="module")
-def photos(shared: Path) -> list[Path]:
-    return sorted((shared / "data" / "flickr8k" / "images").glob("*.jpg"))[:5]
+def photos(research_data: Path) -> list[Path]:
+    return sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[:5]
 
 
 class OncePerPhotoEncoder:

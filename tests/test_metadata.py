@@ -14,8 +14,8 @@ from photobatch.core.records import PhotoMetadata
 from photobatch.library.metadata import read_metadata
 
 
-def _samples(shared: Path) -> Path:
-    return shared / "data" / "exif-samples"
+def _samples(research_data: Path) -> Path:
+    return research_data / "exif-samples"
 
 
 def _exiftool(paths: list[Path]) -> dict[str, dict]:
@@ -28,8 +28,8 @@ def _exiftool(paths: list[Path]) -> dict[str, dict]:
     return {Path(row["SourceFile"]).name: row for row in json.loads(out)}
 
 
-def test_gps_and_date_agree_with_exiftool(shared: Path) -> None:
-    photos = sorted((_samples(shared) / "jpg" / "gps").glob("*.jpg"))
+def test_gps_and_date_agree_with_exiftool(research_data: Path) -> None:
+    photos = sorted((_samples(research_data) / "jpg" / "gps").glob("*.jpg"))
     assert len(photos) >= 9
     truth = _exiftool(photos)
     for path in photos:
@@ -42,8 +42,8 @@ def test_gps_and_date_agree_with_exiftool(shared: Path) -> None:
         assert meta.taken_at == f"{date.replace(':', '-')}T{time}", path.name
 
 
-def test_every_sample_gives_metadata_or_a_warning(shared: Path) -> None:
-    files = [p for p in sorted(_samples(shared).rglob("*")) if p.is_file()]
+def test_every_sample_gives_metadata_or_a_warning(research_data: Path) -> None:
+    files = [p for p in sorted(_samples(research_data).rglob("*")) if p.is_file()]
     assert len(files) > 100
     for path in files:
         meta = read_metadata(path)  # must never raise
@@ -52,8 +52,8 @@ def test_every_sample_gives_metadata_or_a_warning(shared: Path) -> None:
         assert 1 <= meta.orientation <= 8
 
 
-def test_orientation_and_displayed_size(shared: Path) -> None:
-    folder = _samples(shared) / "jpg" / "orientation"
+def test_orientation_and_displayed_size(research_data: Path) -> None:
+    folder = _samples(research_data) / "jpg" / "orientation"
     for kind, size in (("landscape", (600, 450)), ("portrait", (450, 600))):
         for n in range(1, 9):
             meta = read_metadata(folder / f"{kind}_{n}.jpg")
@@ -61,19 +61,19 @@ def test_orientation_and_displayed_size(shared: Path) -> None:
             assert (meta.width, meta.height) == size, (kind, n)
 
 
-def test_phone_files_with_offset_lens_and_southwest_gps(shared: Path) -> None:
-    iphone = read_metadata(_samples(shared) / "heic" / "IMG_5195.HEIC")
+def test_phone_files_with_offset_lens_and_southwest_gps(research_data: Path) -> None:
+    iphone = read_metadata(_samples(research_data) / "heic" / "IMG_5195.HEIC")
     assert iphone.taken_at == "2021-04-11T15:47:53-05:00"
     assert (iphone.camera_make, iphone.camera_model) == ("Apple", "iPhone 11 Pro Max")
     assert iphone.lens == "Apple iPhone 11 Pro Max back triple camera 4.25mm f/1.8"
     assert iphone.lat == pytest.approx(39.0513444, abs=1e-6)
     assert iphone.lon == pytest.approx(-94.2887722, abs=1e-6)  # ref W
     # HEIF: the decoder applies the rotation, so the header size is already as displayed.
-    rotated = read_metadata(_samples(shared) / "heic" / "mobile" / "iphone_13_pro_max.HEIC")
+    rotated = read_metadata(_samples(research_data) / "heic" / "mobile" / "iphone_13_pro_max.HEIC")
     assert rotated.orientation == 6
     assert (rotated.width, rotated.height) == (3024, 4032)
     assert rotated.taken_at == "2022-02-16T12:55:41+01:00"
-    kodak = read_metadata(_samples(shared) / "jpg" / "Kodak_CX7530.jpg")
+    kodak = read_metadata(_samples(research_data) / "jpg" / "Kodak_CX7530.jpg")
     assert kodak.lat == pytest.approx(-0.3713, abs=1e-6)  # ref S
 
 

@@ -29,11 +29,11 @@ PHOTOS = ("1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg", "1002674143_
 class Library:
     """Three Flickr8k photos, a captioner copied to a path of the user's, and a config naming it."""
 
-    def __init__(self, shared: Path, tmp: Path) -> None:
+    def __init__(self, research_data: Path, tmp: Path) -> None:
         self.root = tmp / "photos"
         self.root.mkdir()
         for name in PHOTOS:
-            shutil.copyfile(shared / "data" / "flickr8k" / "images" / name, self.root / name)
+            shutil.copyfile(research_data / "flickr8k" / "images" / name, self.root / name)
         self.model = tmp / "my-captioner.pt"
         shutil.copyfile(shipped_model_path(), self.model)
         self.config = tmp / "config.yaml"
@@ -62,8 +62,8 @@ class Library:
 
 
 @pytest.fixture
-def library(shared: Path, tmp_path: Path) -> Library:
-    return Library(shared, tmp_path)
+def library(research_data: Path, tmp_path: Path) -> Library:
+    return Library(research_data, tmp_path)
 
 
 def test_retrained_captioner_beam_size_and_reanalyse_each_redo_the_library(

@@ -26,8 +26,8 @@ def photobatch(index: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--index", str(index), *args])
 
 
-def flickr(shared: Path, count: int, skip: int = 0) -> list[Path]:
-    return sorted((shared / "data" / "flickr8k" / "images").glob("*.jpg"))[skip : skip + count]
+def flickr(research_data: Path, count: int, skip: int = 0) -> list[Path]:
+    return sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[skip : skip + count]
 
 
 def account(posts: int, caption: str) -> list[tuple[int, str, list[str]]]:
@@ -44,17 +44,17 @@ def scanned(index: Path, photo: Path) -> tuple[list[str], str | None]:
 
 
 @pytest.fixture(scope="module")
-def two_indexes(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def two_indexes(research_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """``a.db`` imports 12 posts that all carry the same two tags and trains; ``b.db``, in the
     same folder, imports nothing. Both scan the same photo."""
     root = tmp_path_factory.mktemp("two")
     export = write_export(
-        root / "export", "2025", flickr(shared, 12), account(12, "#goodboy #dogmom")
+        root / "export", "2025", flickr(research_data, 12), account(12, "#goodboy #dogmom")
     )
     photos = root / "photos"
     photos.mkdir()
     photo = photos / "dogs.jpg"
-    shutil.copyfile(shared / "data" / "flickr8k" / "images" / "1001773457_577c3a7d70.jpg", photo)
+    shutil.copyfile(research_data / "flickr8k" / "images" / "1001773457_577c3a7d70.jpg", photo)
     a, b = root / "data" / "a.db", root / "data" / "b.db"
     imported = photobatch(a, "import-instagram", str(export), "--device", "cpu")
     trained = photobatch(a, "train", "personalizer")
@@ -95,8 +95,10 @@ def test_a_second_index_in_the_folder_shares_nothing(two_indexes: dict) -> None:
     assert not (two_indexes["b"].parent / "b.db.personal").exists()
 
 
-def test_three_posts_train_nothing_and_say_why(shared: Path, tmp_path: Path) -> None:
-    export = write_export(tmp_path / "export", "2025", flickr(shared, 3), account(3, "#goodboy"))
+def test_three_posts_train_nothing_and_say_why(research_data: Path, tmp_path: Path) -> None:
+    export = write_export(
+        tmp_path / "export", "2025", flickr(research_data, 3), account(3, "#goodboy")
+    )
     index = tmp_path / "index.db"
     assert photobatch(index, "import-instagram", str(export), "--device", "cpu").exit_code == 0
     trained = photobatch(index, "train", "personalizer")
@@ -109,13 +111,13 @@ def test_three_posts_train_nothing_and_say_why(shared: Path, tmp_path: Path) -> 
 # -- the old layout: head and media beside the index, shared by every index in its folder -------
 
 
-def old_layout(folder: Path, shared: Path, owners: dict[str, list[int]]) -> dict[int, Path]:
+def old_layout(folder: Path, research_data: Path, owners: dict[str, list[int]]) -> dict[int, Path]:
     """Indexes in ``folder`` whose imported photos (Flickr photo numbers) sit in the shared
     ``instagram/`` there, with a ``personalizer.pt`` beside them, as older photobatch wrote it."""
     media = folder / "instagram"
     media.mkdir(parents=True)
     copies = {}
-    for n, source in enumerate(flickr(shared, 1 + max(max(v) for v in owners.values()))):
+    for n, source in enumerate(flickr(research_data, 1 + max(max(v) for v in owners.values()))):
         sha = hashlib.sha256(source.read_bytes()).hexdigest()
         copies[n] = media / f"{sha}.jpg"
         shutil.copyfile(source, copies[n])
@@ -142,9 +144,9 @@ def media_paths(index: Path) -> set[Path]:
 
 
 def test_an_old_layout_is_moved_to_its_only_index_with_a_message(
-    shared: Path, tmp_path: Path
+    research_data: Path, tmp_path: Path
 ) -> None:
-    copies = old_layout(tmp_path, shared, {"index.db": [0, 1, 2]})
+    copies = old_layout(tmp_path, research_data, {"index.db": [0, 1, 2]})
     digests = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in copies.values()}
     result = photobatch(tmp_path / "index.db", "export", "--table", "posts", "--format", "csv")
     assert result.exit_code == 0, result.output
@@ -165,8 +167,10 @@ def test_an_old_layout_is_moved_to_its_only_index_with_a_message(
     assert "personal state" not in again.output
 
 
-def test_two_indexes_in_the_old_folder_take_only_their_own(shared: Path, tmp_path: Path) -> None:
-    copies = old_layout(tmp_path, shared, {"a.db": [0, 1], "b.db": [1, 2]})
+def test_two_indexes_in_the_old_folder_take_only_their_own(
+    research_data: Path, tmp_path: Path
+) -> None:
+    copies = old_layout(tmp_path, research_data, {"a.db": [0, 1], "b.db": [1, 2]})
     first = photobatch(tmp_path / "a.db", "export", "--table", "posts", "--format", "csv")
     assert first.exit_code == 0, first.output
     assert "moved 2 imported photos" in first.output

@@ -100,9 +100,9 @@ def test_user_without_imported_posts_gets_the_plain_pipeline(tmp_path: Path) -> 
     assert ranked.personalized_by is None
 
 
-def test_benchmark_users_are_deterministic_and_disjoint(shared: Path) -> None:
-    users = generate_users(shared, n_users=2, posts_per_user=40, seed=0)
-    again = generate_users(shared, n_users=2, posts_per_user=40, seed=0)
+def test_benchmark_users_are_deterministic_and_disjoint(research_data: Path) -> None:
+    users = generate_users(research_data, n_users=2, posts_per_user=40, seed=0)
+    again = generate_users(research_data, n_users=2, posts_per_user=40, seed=0)
     assert [u.posts for u in users] == [u.posts for u in again]
     assert [u.name for u in users] == ["bench-0", "bench-1", HOLDOUT]
     photos = [{p.image for p in u.posts} for u in users]
@@ -114,10 +114,10 @@ def test_benchmark_users_are_deterministic_and_disjoint(shared: Path) -> None:
 
 
 @pytest.mark.slow
-def test_benchmark_table_runs(shared: Path, tmp_path: Path) -> None:
+def test_benchmark_table_runs(research_data: Path, tmp_path: Path) -> None:
     from photobatch.research.personal import run_benchmark
 
-    table = run_benchmark(shared, tmp_path, n_users=1, posts_per_user=60)
+    table = run_benchmark(research_data, tmp_path, n_users=1, posts_per_user=60)
     assert "CSMN (personalized) + rerank" in table
     assert "all posts, hashtags and post text: personalizer: 60 posts" in table.splitlines()[-1]
 

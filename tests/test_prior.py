@@ -13,10 +13,10 @@ SHIPPED = Path(__file__).resolve().parents[1] / "models" / "hashtag_prior.npz"
 
 
 @pytest.fixture(scope="module")
-def rebuilt(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
+def rebuilt(research_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """One rebuild through the CLI's library entry point (about a second on an idle machine)."""
     out = tmp_path_factory.mktemp("models") / "hashtag_prior.npz"
-    return main_build(shared / "data" / "harrison", out), out
+    return main_build(research_data / "harrison", out), out
 
 
 @pytest.fixture(scope="module")
@@ -24,10 +24,10 @@ def built(rebuilt: tuple[str, Path]) -> HashtagPrior:
     return HashtagPrior.load(rebuilt[1])
 
 
-def test_vocabulary_is_harrisons(built: HashtagPrior, shared: Path) -> None:
+def test_vocabulary_is_harrisons(built: HashtagPrior, research_data: Path) -> None:
     upstream = {
         line.split()[0]
-        for line in (shared / "data/harrison/vocab_index.txt").read_text().splitlines()
+        for line in (research_data / "harrison/vocab_index.txt").read_text().splitlines()
     }
     assert len(built) == 997 == len(upstream)
     assert set(built.vocab) == upstream
@@ -75,8 +75,8 @@ def test_main_build_summary(rebuilt: tuple[str, Path]) -> None:
     assert out.with_suffix(".json").is_file()
 
 
-def test_build_is_deterministic_in_memory(built: HashtagPrior, shared: Path) -> None:
-    small = build_prior(shared / "data" / "harrison", dim=8)
+def test_build_is_deterministic_in_memory(built: HashtagPrior, research_data: Path) -> None:
+    small = build_prior(research_data / "harrison", dim=8)
     assert small.vocab == built.vocab and small.vectors.shape == (997, 8)
 
 

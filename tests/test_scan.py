@@ -81,9 +81,9 @@ def export_photos(index: Path) -> dict[str, dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def library(shared: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def library(research_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     root = tmp_path_factory.mktemp("library") / "photos"
-    shutil.copytree(shared / "data" / "exif-samples", root)
+    shutil.copytree(research_data / "exif-samples", root)
     broken = root / "broken"
     broken.mkdir()
     (broken / "truncated.jpg").write_bytes((root / "jpg" / "Canon_40D.jpg").read_bytes()[:3000])

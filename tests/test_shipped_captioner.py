@@ -23,11 +23,11 @@ def test_shipped_checkpoint_is_weights_only_and_small() -> None:
     assert payload["meta"]["val"]["BLEU-4"] > 0
 
 
-def test_shipped_model_captions_a_val_dog_photo_with_dog(shared: Path) -> None:
+def test_shipped_model_captions_a_val_dog_photo_with_dog(research_data: Path) -> None:
     from photobatch.library.imaging import load_image, to_tensor
     from photobatch.models.encoder import ImageEncoder
 
-    photo = shared / "data" / "flickr8k" / "images" / DOG_PHOTO
+    photo = research_data / "flickr8k" / "images" / DOG_PHOTO
     encoder = ImageEncoder("cpu")
     encoder.load()
     feature_map = encoder.encode(to_tensor(load_image(photo)).unsqueeze(0)).feature_map
@@ -39,11 +39,11 @@ def test_shipped_model_captions_a_val_dog_photo_with_dog(shared: Path) -> None:
 
 
 @pytest.mark.slow
-def test_shipped_model_val_bleu(shared: Path, tmp_path: Path) -> None:
+def test_shipped_model_val_bleu(research_data: Path, tmp_path: Path) -> None:
     """The full val evaluation reproduces the model card (minutes on a CPU)."""
     from photobatch.research.evaluation import evaluate_captioner
 
-    root = shared / "data" / "flickr8k"
+    root = research_data / "flickr8k"
     scores = evaluate_captioner(
         root / "captions.csv", root / "images", root / "splits.csv", cache_dir=tmp_path
     )

@@ -69,10 +69,10 @@ def watcher(tmp_path: Path):
 
 
 def test_slow_copy_is_processed_once_after_it_settles_and_moves_keep_results(
-    watcher, shared: Path
+    watcher, research_data: Path
 ) -> None:
     proc, library, index, log = watcher
-    source = next((shared / "data" / "flickr8k" / "images").glob("*.jpg")).read_bytes()
+    source = next((research_data / "flickr8k" / "images").glob("*.jpg")).read_bytes()
     target = library / "incoming.jpg"
     chunk = len(source) // 6 + 1
     with open(target, "wb") as out:
@@ -164,7 +164,10 @@ class _Models:
 
 
 def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(
-    tmp_path: Path, shared: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    research_data: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     import errno
     import shutil
@@ -194,7 +197,7 @@ def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(
         # The index belongs to the thread that runs the watcher; this one reads it with sqlite3.
         try:
             wait_for(lambda: watch.observer is not None, timeout=30, what="the observer")
-            photo = next((shared / "data" / "flickr8k" / "images").glob("*.jpg"))
+            photo = next((research_data / "flickr8k" / "images").glob("*.jpg"))
             shutil.copyfile(photo, library / "new.jpg")
             wait_for(
                 lambda: (

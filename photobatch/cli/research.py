@@ -64,10 +64,10 @@ def evaluate_captioner(
 )
 @click.option(
     "--benchmark",
-    "shared",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Instead of your posts, run the multi-user benchmark built from this shared-data "
-    "folder (Flickr8k photos and captions, HARRISON hashtags).",
+    is_flag=True,
+    help="Instead of your posts, run the multi-user benchmark built from the research data "
+    "(Flickr8k photos and captions, HARRISON hashtags) in $PHOTOBATCH_DATA, else in "
+    "../shared/data beside the checkout.",
 )
 @click.option(
     "--cache",
@@ -93,7 +93,7 @@ def evaluate_captioner(
 def evaluate_personalizer(
     obj: Context,
     device: str | None,
-    shared: Path | None,
+    benchmark: bool,
     cache: Path | None,
     users: int,
     posts_per_user: int,
@@ -105,13 +105,16 @@ def evaluate_personalizer(
     earlier photo (1NN), and the head without its user-context memory.
     """
     from photobatch.models.stack import model_set
+    from photobatch.research.data import research_data
     from photobatch.research.personal import evaluate_personalizer, run_benchmark
 
-    if shared is not None:
+    if benchmark:
         from photobatch.core.config import data_home
 
         cache = cache or data_home() / "benchmark-cache"  # beside the feature cache: shared
-        click.echo(run_benchmark(shared, cache, n_users=users, posts_per_user=posts_per_user))
+        click.echo(
+            run_benchmark(research_data(), cache, n_users=users, posts_per_user=posts_per_user)
+        )
         return
 
     with obj.index() as index:
@@ -150,7 +153,8 @@ def evaluate_personalizer(
 @click.option(
     "--source",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Photos to upscale (default: ../shared/data/flickr8k/images beside a checkout).",
+    help="Photos to upscale (default: flickr8k/images in $PHOTOBATCH_DATA, else in "
+    "../shared/data beside the checkout).",
 )
 @click.option("--device", type=DEVICE, help="Where the scan's models run.")
 @click.option("--profile", is_flag=True, help="Also profile one scan and print where time goes.")
@@ -173,13 +177,13 @@ def bench(
     process (the reference is their mean), then the rescan of a large unchanged library. Prints
     a Markdown table row for the README.
     """
-    from photobatch.research.bench import DEFAULT_SOURCE, DEFAULT_WORKDIR, run_benchmark
+    from photobatch.research.bench import DEFAULT_WORKDIR, run_benchmark
 
     result = run_benchmark(
         workdir or DEFAULT_WORKDIR,
         photos=photos,
         small_files=small_files,
-        source_dir=source or DEFAULT_SOURCE,
+        source_dir=source,
         device=device,
         profile=profile,
         config=ctx.find_root().params.get("config_path"),

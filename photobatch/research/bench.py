@@ -43,9 +43,9 @@ from photobatch.research.bench_result import (
     DecodeResult,
     Machine,
 )
+from photobatch.research.data import DataNotFound, research_data
 
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "photobatch-bench"
-DEFAULT_SOURCE = Path(__file__).resolve().parents[3] / "shared/data/flickr8k/images"
 PROFILE_TOP = 20
 
 
@@ -242,13 +242,21 @@ def run_benchmark(
     *,
     photos: int = 32,
     small_files: int = TARGET_RESCAN_FILES,
-    source_dir: Path = DEFAULT_SOURCE,
+    source_dir: Path | None = None,
     device: str | None = None,
     profile: bool = False,
     config: Path | None = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
 ) -> BenchResult:
-    """The whole ``photobatch bench`` run; ``profile`` adds a separate, untimed cProfile scan."""
+    """The whole ``photobatch bench`` run; ``profile`` adds a separate, untimed cProfile scan.
+
+    ``source_dir`` defaults to the research data's Flickr8k photos (``photobatch.research.data``).
+    """
+    if source_dir is None:
+        try:
+            source_dir = research_data("flickr8k", "images")
+        except DataNotFound as exc:
+            raise BenchmarkError(f"{exc}, or pass --source DIR (photos to upscale)") from exc
     if not Path(source_dir).is_dir():
         raise BenchmarkError(f"{source_dir}: no such folder of source photos")
     machine = Machine.current()

@@ -176,7 +176,7 @@ def bench_posts(
 
 
 def run_benchmark(
-    shared: Path,
+    data: Path,
     cache_dir: Path,
     seed: int = 0,
     n_users: int = 8,
@@ -201,9 +201,9 @@ def run_benchmark(
         def pipeline(caption: str, labels: list[str]) -> list[str]:
             return suggest_hashtags(caption, labels, prior)
 
-    users = generate_users(shared, n_users, posts_per_user, seed)
+    users = generate_users(data, n_users, posts_per_user, seed)
     names = sorted({p.image for u in users for p in u.posts})
-    pooled, labels = photo_features(shared / "data" / "flickr8k" / "images", names, cache_dir)
+    pooled, labels = photo_features(data / "flickr8k" / "images", names, cache_dir)
     embeddings = dict(zip(names, pooled, strict=True))
     label_of = dict(zip(names, labels, strict=True))
     tables, holdout, timing = [], None, ""

@@ -99,11 +99,14 @@ def read_flickr(folder: Path) -> dict[str, list[str]]:
 
 
 def generate_users(
-    shared: Path, n_users: int = 8, posts_per_user: int = 250, seed: int = 0
+    data: Path, n_users: int = 8, posts_per_user: int = 250, seed: int = 0
 ) -> list[SyntheticUser]:
-    """``n_users`` benchmark users and the holdout user, deterministic under ``seed``."""
-    harrison = Harrison.read(shared / "data" / "harrison")
-    flickr = read_flickr(shared / "data" / "flickr8k")
+    """``n_users`` benchmark users and the holdout user, deterministic under ``seed``.
+
+    ``data`` is the research data folder (``photobatch.research.data``).
+    """
+    harrison = Harrison.read(data / "harrison")
+    flickr = read_flickr(data / "flickr8k")
     tags_of = {im: content_tags(caps, harrison.df) for im, caps in flickr.items()}
     photos = [im for im, tags in tags_of.items() if tags and len(flickr[im]) == 5]
     by_tag: dict[str, list[str]] = defaultdict(list)
