@@ -27,8 +27,9 @@ class Context:
         self.config = config
 
     @contextmanager
-    def index(self) -> Iterator[Index]:
-        index = Index(self.config.index)
+    def index(self, *, create: bool = True) -> Iterator[Index]:
+        """The index; ``create=False`` for commands that only read it."""
+        index = Index(self.config.index, create=create)
         try:
             yield index
         finally:

@@ -42,7 +42,7 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
             f"'{fmt}' is not an installed format (choose from {', '.join(sorted(available))})",
             param_hint="--format",
         )
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         rows = index.export_rows(table)
         columns = EXPORT_COLUMNS[table]
         # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
@@ -62,7 +62,7 @@ def status(obj: Context) -> None:
     from photobatch.models.stack import model_set
 
     current = model_set(obj.config, obj.config.device).models
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         counts = index.counts()
         last = index.last_scan()
         models = index.models_in_use()
@@ -119,7 +119,7 @@ def personal_status(index: Index, head: Path) -> list[str]:
 @pass_context
 def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> None:
     """Everything the index knows about one photo."""
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         record = index.record(photo.expanduser().absolute())
     if record is None:
         raise UserError(f"{photo}: not in the index {obj.config.index} (scan it first)")
@@ -159,6 +159,6 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
 @pass_context
 def search(obj: Context, query: str, limit: int) -> None:
     """Full-text search over captions, hashtags and labels; prints matching paths."""
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         for path in index.search(query, limit):
             click.echo(path)

@@ -112,7 +112,7 @@ def evaluate_personalizer(
         click.echo(run_benchmark(shared, cache, n_users=users, posts_per_user=posts_per_user))
         return
 
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         posts = index.posts()
         photos = {p.id: m.path for p in posts for m in p.media if m.path is not None}
         if not photos:
