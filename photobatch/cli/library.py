@@ -50,8 +50,13 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
             sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
             available[fmt].export(rows, columns, sys.stdout)
         else:
-            with open(output, "w", encoding="utf-8", errors="surrogateescape", newline="") as out:
-                count = available[fmt].export(rows, columns, out)
+            try:
+                with open(
+                    output, "w", encoding="utf-8", errors="surrogateescape", newline=""
+                ) as out:
+                    count = available[fmt].export(rows, columns, out)
+            except OSError as exc:  # a missing folder, a full disk
+                raise UserError(f"{output}: cannot write the export: {exc.strerror}") from exc
             click.echo(f"photobatch: wrote {count} rows to {output}", err=True)
 
 
