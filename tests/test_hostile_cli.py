@@ -76,3 +76,16 @@ def test_a_damaged_personal_head_is_one_line_in_status_and_scan(
     expected = f"photobatch: {head}: cannot read this personal head (RuntimeError: "
     assert one_line(run(tmp_path, "status")).startswith(expected)
     assert one_line(run(tmp_path, "scan", "--device", "cpu", str(library))).startswith(expected)
+
+
+def test_a_rescan_still_counts_the_unreadable_files_it_skipped(tmp_path: Path) -> None:
+    """A cron log that said "0 unreadable" while error rows remained hid them."""
+    folder = tmp_path / "library"
+    folder.mkdir()
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff not a photo")
+    first = run(tmp_path, "scan", "--no-sidecars", str(folder))
+    assert first.exit_code == 0 and "1 unreadable" in first.output, first.output
+    again = run(tmp_path, "scan", "--no-sidecars", str(folder))
+    assert again.exit_code == 0, again.output
+    assert "1 unchanged, 0 unreadable, 1 still unreadable, 0 missing" in again.output
+    assert "1 found, 0 analysed, 1 unreadable, 0 missing" in run(tmp_path, "status").stdout

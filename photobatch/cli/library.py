@@ -86,7 +86,8 @@ def status(obj: Context) -> None:
             lines.append(
                 f"last scan: {last['finished_at']} of {', '.join(json.loads(last['roots']))}: "
                 f"{summary['found']} found, {summary['analyzed']} analysed, "
-                f"{summary['errors']} unreadable, {summary['missing']} missing"
+                f"{summary['errors'] + summary.get('still_unreadable', 0)} unreadable, "
+                f"{summary['missing']} missing"
             )
         else:
             lines.append("last scan: never")
