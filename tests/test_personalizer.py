@@ -140,3 +140,9 @@ def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
         assert "trained" in personalizer_status(index, tmp_path / FILE_NAME)
         table = evaluate_personalizer(index, settings=settings)
     assert "| CSMN (personalized) + rerank |" in table and "latest 8 test" in table
+
+
+def test_training_progress_bars_stay_out_of_a_log(capfd: pytest.CaptureFixture[str]) -> None:
+    """stderr captured here is a file, as under cron: no bar may end up in it."""
+    train_on_posts(_user("beach", 1), _idf, TrainSettings(epochs=2, batch_size=8), progress=True)
+    assert "personalizer:" not in capfd.readouterr().err
