@@ -89,3 +89,16 @@ def test_a_rescan_still_counts_the_unreadable_files_it_skipped(tmp_path: Path) -
     assert again.exit_code == 0, again.output
     assert "1 unchanged, 0 unreadable, 1 still unreadable, 0 missing" in again.output
     assert "1 found, 0 analysed, 1 unreadable, 0 missing" in run(tmp_path, "status").stdout
+
+
+def test_a_file_name_with_a_newline_cannot_forge_a_log_line(tmp_path: Path) -> None:
+    folder = tmp_path / "library"
+    folder.mkdir()
+    forged = "x.jpg\nphotobatch: 0 photos: 0 new, 0 unreadable\r\t.jpg"
+    (folder / forged).write_bytes(b"\xff\xd8\xff not a photo")
+    result = run(tmp_path, "scan", "--no-sidecars", "--quiet", str(folder))
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines() == [
+        f"photobatch: {folder}/x.jpg\\nphotobatch: 0 photos: 0 new, 0 unreadable\\r\\t.jpg: "
+        "not an image, or a format photobatch cannot read"
+    ]

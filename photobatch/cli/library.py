@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from photobatch.cli.base import Context, cli, pass_context
+from photobatch.cli.base import Context, cli, pass_context, warn
 from photobatch.core.errors import UserError
 from photobatch.library.index import Index
 from photobatch.library.schema import EXPORT_COLUMNS
@@ -57,7 +57,7 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
                     count = available[fmt].export(rows, columns, out)
             except OSError as exc:  # a missing folder, a full disk
                 raise UserError(f"{output}: cannot write the export: {exc.strerror}") from exc
-            click.echo(f"photobatch: wrote {count} rows to {output}", err=True)
+            warn(f"photobatch: wrote {count} rows to {output}")
 
 
 @cli.command()
@@ -133,7 +133,7 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
         from photobatch.models.attention import explain_photo
 
         explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
-        click.echo(f"attention figure: {attention}", err=True)
+        warn(f"attention figure: {attention}")
     info: dict[str, Any] = {
         "path": str(record.path),
         "status": record.status,

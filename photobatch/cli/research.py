@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context
+from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context, warn
 from photobatch.core.errors import UserError
 
 
@@ -181,7 +181,7 @@ def bench(
         device=device,
         profile=profile,
         config=ctx.find_root().params.get("config_path"),
-        log=lambda message: click.echo(message, err=True),
+        log=warn,
     )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))

@@ -87,3 +87,11 @@ def caption_terms(caption: str) -> set[str]:
         if len(word) > 1 and word not in STOPWORDS and not any(c.isdigit() for c in word):
             terms.add(word)
     return terms
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) escaped as ``repr``
+    does, so a name cannot forge a line of its own in a log."""
+    return "".join(
+        repr(ch)[1:-1] if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch for ch in text
+    )
