@@ -312,7 +312,6 @@ class Export:
             hint = "; this export is in HTML format: request one in JSON format"
         raise InstagramExportError(f"{where}: not an Instagram export: found no {LOOKED_FOR}{hint}")
 
-
     def _parse(
         self, files: list[ExportFile], parse: Callable[[Any, str], list[InstagramPost]]
     ) -> list[InstagramPost]:
