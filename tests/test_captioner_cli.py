@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from photobatch.cli import cli
+from photobatch.library.index import Index
 from photobatch.training.metrics import METRICS
 
 DOG_PHOTO = "1026685415_0431cbf574.jpg"  # a val photo whose five captions all say "dog"
@@ -158,6 +159,7 @@ def test_show_draws_the_attention_of_the_indexed_caption(
 
 def test_show_attention_of_a_photo_not_in_the_index_is_a_clear_error(tmp_path: Path) -> None:
     args = ["show", str(tmp_path / "x.jpg"), "--attention", str(tmp_path / "o.png")]
+    Index(tmp_path / "i.db").close()  # an index without the photo (show never creates one)
     result = CliRunner().invoke(cli, ["--index", str(tmp_path / "i.db"), *args])
     assert result.exit_code != 0
     assert "not in the index" in result.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import shutil
+from pathlib import Path
 
 import pytest
 from pycocoevalcap.bleu.bleu import Bleu
@@ -79,3 +80,29 @@ def test_mismatched_or_empty_inputs_are_errors() -> None:
         score_captions({"a": ["x"]}, {"b": "x"})
     with pytest.raises(ValueError):
         score_captions({}, {})
+
+
+def test_evaluate_without_splits_scores_only_the_held_out_five_percent(
+    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring every photo would score the photos the model was trained on."""
+    from photobatch.models.captions import read_captions
+    from photobatch.research import evaluation
+    from photobatch.training.captioner import split_images
+
+    flickr = shared / "data" / "flickr8k"
+    lines = (flickr / "captions.csv").read_text(encoding="utf-8").splitlines()
+    captions = tmp_path / "captions.csv"
+    captions.write_text("\n".join(lines[:201]) + "\n", encoding="utf-8")  # 40 photos
+    scored: list[str] = []
+
+    def spy(refs: dict[str, list[str]], hyps: dict[str, str]) -> dict[str, float]:
+        scored.extend(refs)
+        return score_captions(refs, hyps)
+
+    monkeypatch.setattr(evaluation, "score_captions", spy)
+    evaluation.evaluate_captioner(
+        captions, flickr / "images", None, device="cpu", cache_dir=tmp_path / "cache"
+    )
+    held_out = split_images(read_captions(captions), None)[1]
+    assert sorted(scored) == sorted(held_out) and len(held_out) == 2

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import shutil
+import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ import pytest
 from photobatch.core.records import Post
 from photobatch.core.text import caption_terms, extract_hashtags
 from photobatch.instagram.export import (
+    JSON_LIMIT,
     InstagramExportError,
     InstagramMedia,
     InstagramPost,
@@ -29,7 +32,7 @@ from photobatch.instagram.export import (
     parse_posts_json,
     repair_mojibake,
 )
-from photobatch.instagram.importer import ImportSummary, import_instagram
+from photobatch.instagram.importer import PHOTO_LIMIT, ImportSummary, import_instagram
 from photobatch.instagram.profile import user_profile
 from photobatch.library.index import Index
 from photobatch.models.prior import harrison_idf
@@ -564,3 +567,104 @@ def test_profile_with_any_background_and_no_posts(tmp_path: Path) -> None:
     assert flat == [("#love", 1.0), ("#bouldering", 0.75)]
     with Index(tmp_path / "empty.db") as empty:
         assert user_profile(empty, lambda word: 1.0) == []
+
+
+# -- hostile exports: the bad part is left out and reported, the rest imported ---------------------
+
+
+def test_a_zip_bombed_posts_json_is_skipped_and_the_rest_imported(
+    tmp_path: Path, photos: list[Path], encoder: Any
+) -> None:
+    export = write_export(tmp_path / "e", "2025", photos)
+    bomb = export / LATER_LAYOUTS["2025"] / "posts_2.json"
+    bomb.write_bytes(b"[" + b" " * JSON_LIMIT + b"]")  # 16 MB that deflate to 16 KB
+    archive = tmp_path / "e.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(export.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(export).as_posix())
+    assert archive.stat().st_size < 1 << 20
+    index, summary = run_import(tmp_path, [archive], encoder)
+    assert summary_of(index) == EXPECTED
+    assert summary.problems == [
+        f"{archive}:{LATER_LAYOUTS['2025']}/posts_2.json: larger than 16 MB: skipped"
+    ]
+
+
+def test_a_zip_bombed_photo_is_left_out_and_its_partial_copy_deleted(
+    tmp_path: Path, photos: list[Path], encoder: Any
+) -> None:
+    export = write_export(tmp_path / "e", "2023", photos)
+    member = media_uri("p4", ACCOUNT[4][0], photos)
+    (export / member).write_bytes(b"\xff\xd8\xff" + bytes(PHOTO_LIMIT))  # 100 MB of zeros
+    archive = tmp_path / "e.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        for path in sorted(export.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(export).as_posix())
+    index, summary = run_import(tmp_path, [archive], encoder)
+    assert summary_of(index) == EXPECTED
+    assert summary.problems == [f"{archive}:{member}: larger than 100 MB: left out"]
+    assert index.posts()[-1].media[0].path is None
+    copies = list((tmp_path / "data" / "instagram").iterdir())
+    assert len(copies) == 4 and all(c.stat().st_size < 1 << 20 for c in copies)
+
+
+def test_a_json_nested_too_deep_is_skipped_and_the_rest_imported(
+    tmp_path: Path, photos: list[Path], encoder: Any
+) -> None:
+    export = write_export(tmp_path / "e", "2025", photos)
+    deep = export / LATER_LAYOUTS["2025"] / "posts_2.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="ascii")
+    index, summary = run_import(tmp_path, [export], encoder)
+    assert summary_of(index) == EXPECTED
+    assert summary.problems == [f"{deep}: JSON nested too deep to read: skipped"]
+
+
+def test_a_caption_with_a_lone_surrogate_skips_only_that_post(
+    tmp_path: Path, photos: list[Path], encoder: Any
+) -> None:
+    export = write_export(tmp_path / "e", "2025", photos)
+    broken = export / LATER_LAYOUTS["2025"] / "posts_2.json"
+    broken.write_text(
+        '[{"media": [{"uri": "media/posts/x.jpg", "creation_timestamp": 1625140800, '
+        '"title": "half an emoji \\ud83d #oops"}]}]',
+        encoding="ascii",
+    )
+    index, summary = run_import(tmp_path, [export], encoder)
+    assert summary_of(index) == EXPECTED
+    assert summary.problems == [
+        f"{broken}: post of 2021-07-01T12:00:00+00:00: its text is not valid Unicode "
+        "(a lone surrogate): skipped"
+    ]
+
+
+def test_a_symlink_in_an_unpacked_export_is_never_followed(
+    tmp_path: Path, photos: list[Path], encoder: Any
+) -> None:
+    export = write_export(tmp_path / "e", "2025", photos)
+    secret = tmp_path / "secret.jpg"  # a readable photo: only the link keeps it out
+    shutil.copyfile(photos[4], secret)
+    link = export / media_uri("p4", ACCOUNT[4][0], photos)
+    link.unlink()
+    link.symlink_to(secret)
+    index, summary = run_import(tmp_path, [export], encoder)
+    assert summary_of(index) == EXPECTED
+    assert summary.problems[0] == f"{link}: a symbolic link: skipped (never followed)"
+    copied = {c.read_bytes() for c in (tmp_path / "data" / "instagram").iterdir()}
+    assert secret.read_bytes() not in copied and len(copied) == 4
+
+
+def test_a_killed_imports_temp_file_is_swept_by_the_next(
+    tmp_path: Path, photos: list[Path], encoder: Any
+) -> None:
+    copies = tmp_path / "data" / "instagram"
+    copies.mkdir(parents=True)
+    orphan, live = copies / ".import-k1ll3d.jpg", copies / ".import-busy.jpg"
+    orphan.write_bytes(b"\xff\xd8 half a photo")
+    live.write_bytes(b"\xff\xd8 being written by another import")
+    hours_ago = time.time() - 2 * 3600
+    os.utime(orphan, (hours_ago, hours_ago))
+    index, _ = run_import(tmp_path, [write_export(tmp_path / "e", "2025", photos)], encoder)
+    assert summary_of(index) == EXPECTED
+    assert not orphan.exists() and live.exists()

@@ -159,3 +159,9 @@ def test_evaluation_compares_against_the_tags_before_personalization(tmp_path: P
         assert stored_pipeline_tags(index, post) == ["beach", "sea"]
         unscanned = Post("p2", None, "", [], [PostMedia("photo", "m/2.jpg", sha256="b" * 64)])
         assert stored_pipeline_tags(index, unscanned) == []
+
+
+def test_training_progress_bars_stay_out_of_a_log(capfd: pytest.CaptureFixture[str]) -> None:
+    """stderr captured here is a file, as under cron: no bar may end up in it."""
+    train_on_posts(_user("beach", 1), _idf, TrainSettings(epochs=2, batch_size=8), progress=True)
+    assert "personalizer:" not in capfd.readouterr().err

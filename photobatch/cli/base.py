@@ -17,6 +17,7 @@ import click
 from photobatch import __version__
 from photobatch.core.config import Config, load_config
 from photobatch.core.errors import UserError
+from photobatch.core.text import escape_controls
 from photobatch.library.index import Index
 
 
@@ -27,11 +28,12 @@ class Context:
         self.config = config
 
     @contextmanager
-    def index(self) -> Iterator[Index]:
-        """The index, its personal state moved out of an older shared layout on first use."""
+    def index(self, *, create: bool = True) -> Iterator[Index]:
+        """The index (``create=False`` for commands that only read it), its personal state moved
+        out of an older shared layout on first use."""
         from photobatch.instagram.migrate import migrate_personal_state
 
-        index = Index(self.config.index)
+        index = Index(self.config.index, create=create)
         try:
             if moved := migrate_personal_state(index, self.config.personalizer_path):
                 click.echo(moved, err=True)
@@ -61,8 +63,13 @@ class Boundary(click.Group):
             while outer.parent is not None:  # the root's name is the program's: left out
                 names.insert(0, outer.info_name or "")
                 outer = outer.parent
-            click.echo(f"photobatch: {exc.line(' '.join(names).strip())}", err=True)
+            warn(f"photobatch: {exc.line(' '.join(names).strip())}")
             ctx.exit(exc.exit_code)
+
+
+def warn(message: str) -> None:
+    """One line on stderr, whatever file names it holds (their control characters escaped)."""
+    click.echo(escape_controls(message), err=True)
 
 
 @click.group(cls=Boundary)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, cli, pass_context
+from photobatch.cli.base import DEVICE, Context, cli, pass_context, warn
 
 
 @cli.command("import-instagram")
@@ -32,5 +32,5 @@ def import_instagram(obj: Context, exports: tuple[Path, ...], device: str | None
     with obj.index() as index:
         summary = import_instagram(index, list(exports), encoder, batch_size=obj.config.batch_size)
     for problem in summary.problems:
-        click.echo(f"photobatch: {problem}", err=True)
+        warn(f"photobatch: {problem}")
     click.echo(summary.line())

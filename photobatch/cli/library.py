@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from photobatch.cli.base import Context, cli, pass_context
+from photobatch.cli.base import Context, cli, pass_context, warn
 from photobatch.core.errors import UserError
 from photobatch.library.index import Index
 from photobatch.library.schema import EXPORT_COLUMNS
@@ -42,7 +42,7 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
             f"'{fmt}' is not an installed format (choose from {', '.join(sorted(available))})",
             param_hint="--format",
         )
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         rows = index.export_rows(table)
         columns = EXPORT_COLUMNS[table]
         # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
@@ -50,9 +50,14 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
             sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
             available[fmt].export(rows, columns, sys.stdout)
         else:
-            with open(output, "w", encoding="utf-8", errors="surrogateescape", newline="") as out:
-                count = available[fmt].export(rows, columns, out)
-            click.echo(f"photobatch: wrote {count} rows to {output}", err=True)
+            try:
+                with open(
+                    output, "w", encoding="utf-8", errors="surrogateescape", newline=""
+                ) as out:
+                    count = available[fmt].export(rows, columns, out)
+            except OSError as exc:  # a missing folder, a full disk
+                raise UserError(f"{output}: cannot write the export: {exc.strerror}") from exc
+            warn(f"photobatch: wrote {count} rows to {output}")
 
 
 @cli.command()
@@ -62,7 +67,7 @@ def status(obj: Context) -> None:
     from photobatch.models.stack import model_set
 
     current = model_set(obj.config, obj.config.device).models
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         counts = index.counts()
         last = index.last_scan()
         models = index.models_in_use()
@@ -81,7 +86,8 @@ def status(obj: Context) -> None:
             lines.append(
                 f"last scan: {last['finished_at']} of {', '.join(json.loads(last['roots']))}: "
                 f"{summary['found']} found, {summary['analyzed']} analysed, "
-                f"{summary['errors']} unreadable, {summary['missing']} missing"
+                f"{summary['errors'] + summary.get('still_unreadable', 0)} unreadable, "
+                f"{summary['missing']} missing"
             )
         else:
             lines.append("last scan: never")
@@ -119,7 +125,7 @@ def personal_status(index: Index, head: Path) -> list[str]:
 @pass_context
 def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> None:
     """Everything the index knows about one photo."""
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         record = index.record(photo.expanduser().absolute())
     if record is None:
         raise UserError(f"{photo}: not in the index {obj.config.index} (scan it first)")
@@ -127,7 +133,7 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
         from photobatch.models.attention import explain_photo
 
         explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
-        click.echo(f"attention figure: {attention}", err=True)
+        warn(f"attention figure: {attention}")
     info: dict[str, Any] = {
         "path": str(record.path),
         "status": record.status,
@@ -159,6 +165,6 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
 @pass_context
 def search(obj: Context, query: str, limit: int) -> None:
     """Full-text search over captions, hashtags and labels; prints matching paths."""
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         for path in index.search(query, limit):
             click.echo(path)

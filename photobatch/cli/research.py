@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context
+from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context, warn
 from photobatch.core.errors import UserError
 
 
@@ -117,7 +117,7 @@ def evaluate_personalizer(
         )
         return
 
-    with obj.index() as index:
+    with obj.index(create=False) as index:
         posts = index.posts()
         photos = {p.id: m.path for p in posts for m in p.media if m.path is not None}
         if not photos:
@@ -187,7 +187,7 @@ def bench(
         device=device,
         profile=profile,
         config=ctx.find_root().params.get("config_path"),
-        log=lambda message: click.echo(message, err=True),
+        log=warn,
     )
     if as_json:
         click.echo(json.dumps(result.as_dict(), indent=2))

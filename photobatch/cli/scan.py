@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, cli, pass_context
+from photobatch.cli.base import DEVICE, Context, cli, pass_context, warn
 from photobatch.core.lock import ScanLock
 
 
@@ -53,7 +53,7 @@ def scan(
         )
         summary = scanner.scan(list(paths), reanalyse=reanalyse)
     for problem in summary.problems:
-        click.echo(f"photobatch: {problem}", err=True)
+        warn(f"photobatch: {problem}")
     if not quiet:
         click.echo(summary.line())
 

@@ -161,3 +161,11 @@ def tfidf_profile(
     scores = [(term, n / n_posts * idf(term.removeprefix("#"))) for term, n in counts.items()]
     scores.sort(key=lambda s: (-s[1], s[0]))
     return scores[:size]
+
+
+def escape_controls(text: str) -> str:
+    """``text`` on one line: control characters (a newline in a file name) escaped as ``repr``
+    does, so a name cannot forge a line of its own in a log."""
+    return "".join(
+        repr(ch)[1:-1] if unicodedata.category(ch) in {"Cc", "Zl", "Zp"} else ch for ch in text
+    )

@@ -12,6 +12,11 @@ their unpacked folder; every layout Instagram has shipped is found by file name,
   post keeps its caption and time on ``media[0]``; a multi-photo post has them at post level.
 
 Big accounts get several parts; they are merged (media are looked up across all parts).
+
+An export is not trusted: a JSON file over ``JSON_LIMIT`` or nested too deep for Python's parser
+is skipped, as is a post whose text is not valid Unicode, and in an unpacked folder symbolic
+links and special files are skipped; each is reported in ``Export.problems`` and the rest is
+imported.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +41,10 @@ POSTS_HTML = re.compile(r"posts_\d+\.html")
 LEGACY_JSON = "media.json"
 LOOKED_FOR = "posts_*.json (2021 and later exports) or media.json (2018 exports)"
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".m4v", ".webm", ".avi", ".3gp", ".mkv"})
+MB = 1 << 20
+# Far above a real posts_N.json (a few KB per post); Python's objects of a hostile JSON file
+# take up to 25 times its size, so this keeps an import's memory well under 1.5 GB.
+JSON_LIMIT = 16 * MB
 # What reading a damaged zip member raises: CRC or header damage, truncation, an unsupported
 # compression method, encryption.
 ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
@@ -44,6 +55,10 @@ class InstagramExportError(UserError):
 
     Raised before anything is written, so the index is as it was.
     """
+
+
+class SkippedFile(Exception):
+    """One file of the export is left out (too big, too deep); the message says why."""
 
 
 # -- parsing (pure) --------------------------------------------------------------------------------
@@ -184,6 +199,7 @@ class Export:
     def __init__(self, sources: list[Path]) -> None:
         self.sources = sources
         self.files: list[ExportFile] = []
+        self.problems: list[str] = []  # files and posts left out, each with the reason
         self._by_suffix: dict[str, ExportFile] = {}
         self._zips: list[zipfile.ZipFile] = []
         try:
@@ -206,11 +222,14 @@ class Export:
     def _add(self, source: Path) -> None:
         if source.is_dir():
             for folder, dirs, names in os.walk(source):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                dirs[:] = sorted(
+                    d for d in dirs if not d.startswith(".") and self._plain(Path(folder) / d)
+                )
                 for name in sorted(names):
                     disk = Path(folder) / name
-                    rel = disk.relative_to(source).as_posix()
-                    self._register(ExportFile(str(disk), rel, disk=disk))
+                    if self._plain(disk):
+                        rel = disk.relative_to(source).as_posix()
+                        self._register(ExportFile(str(disk), rel, disk=disk))
             return
         if not source.exists():
             raise InstagramExportError(f"{source}: no such file or folder")
@@ -228,6 +247,21 @@ class Export:
             if not info.is_dir():
                 self._register(ExportFile(f"{source}:{info.filename}", info.filename, zip=zf))
 
+    def _plain(self, path: Path) -> bool:
+        """Whether an unpacked export's entry is a real folder or file, not a link out of it."""
+        try:
+            mode = path.lstat().st_mode
+        except OSError as exc:
+            self.problems.append(f"{path}: cannot read: {exc.strerror}: skipped")
+            return False
+        if stat.S_ISLNK(mode):
+            self.problems.append(f"{path}: a symbolic link: skipped (never followed)")
+            return False
+        if not (stat.S_ISDIR(mode) or stat.S_ISREG(mode)):
+            self.problems.append(f"{path}: not a regular file: skipped")
+            return False
+        return True
+
     def _register(self, file: ExportFile) -> None:
         parts = file.path.strip("/").split("/")
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
@@ -244,16 +278,22 @@ class Export:
         if file.zip is not None:
             return file.zip.open(file.path)
         assert file.disk is not None
-        return open(file.disk, "rb")
+        # O_NOFOLLOW: a file swapped for a link after the walk is refused, not followed.
+        return os.fdopen(os.open(file.disk, os.O_RDONLY | os.O_NOFOLLOW), "rb")
 
     def read_json(self, file: ExportFile) -> Any:
+        """The decoded file; ``SkippedFile`` when it is over ``JSON_LIMIT`` or nested too deep."""
         try:
             with self.open(file) as fh:
-                raw = fh.read()
+                raw = fh.read(JSON_LIMIT + 1)
         except (*ZIP_READ_ERRORS, OSError) as exc:
             raise InstagramExportError(f"{file.label}: cannot read: {exc}") from exc
+        if len(raw) > JSON_LIMIT:
+            raise SkippedFile(f"{file.label}: larger than {JSON_LIMIT // MB} MB: skipped")
         try:
             return json.loads(raw)
+        except RecursionError as exc:
+            raise SkippedFile(f"{file.label}: JSON nested too deep to read: skipped") from exc
         except ValueError as exc:
             raise InstagramExportError(f"{file.label}: not valid JSON: {exc}") from exc
 
@@ -262,15 +302,46 @@ class Export:
         names = [(f, f.path.rsplit("/", 1)[-1]) for f in self.files]
         found = [f for f, name in names if POSTS_JSON.fullmatch(name)]
         if found:
-            return [p for f in found for p in parse_posts_json(self.read_json(f), f.label)]
+            return self._parse(found, parse_posts_json)
         legacy = [f for f, name in names if name == LEGACY_JSON]
         if legacy:
-            return [p for f in legacy for p in parse_media_json(self.read_json(f), f.label)]
+            return self._parse(legacy, parse_media_json)
         where = ", ".join(str(s) for s in self.sources)
         hint = ""
         if any(POSTS_HTML.fullmatch(name) for _, name in names):
             hint = "; this export is in HTML format: request one in JSON format"
         raise InstagramExportError(f"{where}: not an Instagram export: found no {LOOKED_FOR}{hint}")
+
+    def _parse(
+        self, files: list[ExportFile], parse: Callable[[Any, str], list[InstagramPost]]
+    ) -> list[InstagramPost]:
+        """The posts of ``files``, leaving out (and reporting) a skipped file or post."""
+        posts = []
+        for file in files:
+            try:
+                parsed = parse(self.read_json(file), file.label)
+            except SkippedFile as exc:
+                self.problems.append(str(exc))
+                continue
+            for post in parsed:
+                if _storable(post):
+                    posts.append(post)
+                else:
+                    self.problems.append(
+                        f"{file.label}: post of {post.taken_at or 'unknown date'}: its text is "
+                        "not valid Unicode (a lone surrogate): skipped"
+                    )
+        return posts
+
+
+def _storable(post: InstagramPost) -> bool:
+    """Whether every text of the post can be stored (SQLite text must be valid UTF-8)."""
+    try:
+        for text in (post.caption, *(m.uri for m in post.media)):
+            text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _starts_like_zip(path: Path) -> bool:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from photobatch.core.config import personal_dir
 from photobatch.core.records import Post, PostMedia
 from photobatch.instagram.export import (
+    MB,
     ZIP_READ_ERRORS,
     Export,
     ExportFile,
@@ -38,6 +39,13 @@ MEDIA_DIR = "instagram"  # in the index's personal dir; named by content, so the
 
 
 COPY_CHUNK = 1 << 20
+# A photo is copied at most this big (a real one is a few MB); a video, only hashed for the
+# post's id, is read at most this far. Past it the media is left out and reported.
+PHOTO_LIMIT = 100 * MB
+VIDEO_LIMIT = 1024 * MB
+# A ``.import-*`` temp file untouched this long was left by a killed import: copying writes to
+# its temp file without pause, so a live import's is never this old.
+STALE_TEMP_SECONDS = 3600
 
 
 @dataclass
@@ -80,6 +88,7 @@ def import_instagram(
     try:
         with Export([Path(s).expanduser().absolute() for s in sources]) as export:
             parsed = export.posts()
+            summary.problems.extend(export.problems)
             target = personal_dir(index.path) / MEDIA_DIR
             copier = _MediaCopier(export, target, created, summary)
             items = [(post, [copier.take(m) for m in post.media]) for post in parsed]
@@ -109,7 +118,8 @@ class _MediaCopier:
         self.target = target
         self.created = created
         self.summary = summary
-        self._done: dict[str, tuple[str, Path | None]] = {}
+        self._done: dict[str, tuple[str | None, Path | None]] = {}
+        _sweep(target)
 
     def take(self, media: InstagramMedia) -> PostMedia:
         file = self.export.resolve(media.uri)
@@ -121,15 +131,25 @@ class _MediaCopier:
         sha256, path = self._done[file.label]
         return PostMedia(kind=media.kind, uri=media.uri, path=path, sha256=sha256)
 
-    def _copy(self, file: ExportFile, keep: bool) -> tuple[str, Path | None]:
-        """Stream the file once: hash it, and keep a copy when it is a photo."""
+    def _copy(self, file: ExportFile, keep: bool) -> tuple[str | None, Path | None]:
+        """Stream the file once: hash it, and keep a copy when it is a photo.
+
+        A file over its limit is left out and reported: (None, None).
+        """
         digest = hashlib.sha256()
         self.target.mkdir(parents=True, exist_ok=True)
         suffix = os.path.splitext(file.path)[1].lower()
         fd, tmp = tempfile.mkstemp(dir=self.target, prefix=".import-", suffix=suffix)
+        limit, size = PHOTO_LIMIT if keep else VIDEO_LIMIT, 0
         try:
             with self.export.open(file) as src, os.fdopen(fd, "wb") as out:
                 while chunk := src.read(COPY_CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        self.summary.problems.append(
+                            f"{file.label}: larger than {limit // MB} MB: left out"
+                        )
+                        return None, None
                     digest.update(chunk)
                     if keep:
                         out.write(chunk)
@@ -149,6 +169,22 @@ class _MediaCopier:
             ) from exc
         finally:
             Path(tmp).unlink(missing_ok=True)
+
+
+def _sweep(folder: Path) -> None:
+    """Delete the ``.import-*`` temp files a killed import left in ``folder``."""
+    stale = time.time() - STALE_TEMP_SECONDS
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if (
+                    entry.name.startswith(".import-")
+                    and entry.is_file(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_mtime < stale
+                ):
+                    os.unlink(entry.path)
+    except OSError:
+        return  # housekeeping only: a real problem with the folder shows up in the copy
 
 
 def _digest(*parts: str) -> str:

@@ -8,9 +8,13 @@ read while a scan writes, and every scan batch is one transaction.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -31,29 +35,97 @@ from photobatch.library.schema import (
     now,
 )
 
+OUR_TABLES = frozenset({"photos", "analyses", "scans"})  # what every schema version has
+# What SQLite's primary error codes mean for the user.
+SQLITE_ADVICE = {
+    "SQLITE_FULL": "the disk holding the index is full: free some space",
+    "SQLITE_CORRUPT": "the index is damaged: restore a backup, or move it away and scan again",
+    "SQLITE_NOTADB": "not an SQLite database",
+    "SQLITE_READONLY": "the index (or its folder) is read-only",
+    "SQLITE_CANTOPEN": "the index or its folder cannot be opened",
+    "SQLITE_IOERR": "a disk error while using the index",
+}
+
 
 class IndexOpenError(UserError):
     """The index file cannot be used (newer schema, not a photobatch index, unreadable)."""
 
 
-class Index:
-    """A photobatch index on disk; open it with ``Index(path)``."""
+class IndexFailure(UserError):
+    """SQLite failed while using the index (disk full, damaged pages, read-only folder)."""
 
-    def __init__(self, path: Path) -> None:
+
+def _problem(exc: BaseException) -> str:
+    """SQLite's message, preceded by what its error code means for the user when known."""
+    code = "_".join(getattr(exc, "sqlite_errorname", "").split("_")[:2])
+    return f"{SQLITE_ADVICE[code]} ({exc})" if code in SQLITE_ADVICE else str(exc)
+
+
+def _named_sqlite_errors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` (a generator too) with SQLite's errors raised as an ``IndexFailure``."""
+    if inspect.isgeneratorfunction(method):
+
+        @functools.wraps(method)
+        def generate(self: Index, *args: Any, **kwargs: Any) -> Any:
+            with self._sqlite_errors():
+                yield from method(self, *args, **kwargs)
+
+        return generate
+
+    @functools.wraps(method)
+    def call(self: Index, *args: Any, **kwargs: Any) -> Any:
+        with self._sqlite_errors():
+            return method(self, *args, **kwargs)
+
+    return call
+
+
+def _every_public_method(cls: type) -> type:
+    """Every public method of ``cls`` reports SQLite's errors as one line naming the index."""
+    for name, member in list(vars(cls).items()):
+        if inspect.isfunction(member) and not name.startswith("_"):
+            setattr(cls, name, _named_sqlite_errors(member))
+    return cls
+
+
+@_every_public_method
+class Index:
+    """A photobatch index on disk; open it with ``Index(path)``.
+
+    ``create=False`` (the read-only commands) refuses a file that does not exist yet instead of
+    creating it. A file that is neither empty nor a photobatch index is refused before anything
+    is written to it, WAL mode included, so another application's database stays as it was.
+    """
+
+    def __init__(self, path: Path, *, create: bool = True) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not create and not path.exists():
+            raise IndexOpenError(f"no index yet at {path}: run photobatch scan first")
         try:
+            path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)
+        except (OSError, sqlite3.Error) as exc:
+            raise IndexOpenError(f"{path}: cannot open the index: {_problem(exc)}") from exc
+        try:
             self.db.execute("PRAGMA busy_timeout = 10000")
+            self._check_ours()
             self.db.enable_wal()
             self._migrate()
-        except Exception as exc:  # sqlite3.DatabaseError and friends
-            if isinstance(exc, IndexOpenError):
-                raise
-            raise IndexOpenError(f"{path}: cannot open the index: {exc}") from exc
+        except BaseException as exc:
+            self.db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise IndexOpenError(f"{path}: cannot open the index: {_problem(exc)}") from exc
+            raise
 
     def close(self) -> None:
         self.db.close()
+
+    @contextmanager
+    def _sqlite_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise IndexFailure(f"{self.path}: {_problem(exc)}") from exc
 
     def __enter__(self) -> Index:
         return self
@@ -63,13 +135,26 @@ class Index:
 
     # -- schema ---------------------------------------------------------------------------------
 
-    def _migrate(self) -> None:
+    def _check_ours(self) -> None:
+        """Refuse, having written nothing, a database that is neither new nor photobatch's, or
+        one of a newer photobatch."""
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
+        tables = set(self.db.table_names())
+        if version > SCHEMA_VERSION and tables >= OUR_TABLES:
             raise IndexOpenError(
                 f"{self.path}: index schema version {version} is newer than this photobatch "
                 f"understands ({SCHEMA_VERSION}); upgrade photobatch"
             )
+        if (version == 0 and not tables) or (version > 0 and tables >= OUR_TABLES):
+            return
+        found = ", ".join(sorted(tables)[:5]) or "no tables"
+        raise IndexOpenError(
+            f"{self.path}: not a photobatch index (another application's database: user_version "
+            f"{version}, tables {found}); left untouched: give photobatch its own index file"
+        )
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
         for number in range(version, SCHEMA_VERSION):
             with self.db.atomic():
                 MIGRATIONS[number](self.db)
@@ -160,13 +245,21 @@ class Index:
         return sorted(r[0] for r in rows)
 
     def search(self, query: str, limit: int = 20) -> list[str]:
-        """Paths of photos whose caption, hashtags or labels match a full-text query."""
+        """Paths of photos whose caption, hashtags or labels match a full-text query.
+
+        A query that is not valid FTS5 syntax (``#dog``, ``man -woman``) is searched again as
+        plain words, each quoted as sqlite-utils' ``quote_fts`` does: all of them must appear.
+        """
         sql = (
             "SELECT photos.path FROM analyses_fts JOIN analyses ON analyses.rowid = "
             "analyses_fts.rowid JOIN photos ON photos.sha256 = analyses.sha256 "
             "WHERE analyses_fts MATCH ? AND photos.status = 'ok' ORDER BY rank LIMIT ?"
         )
-        return [fs_path(r[0]) for r in self.db.execute(sql, [query, limit])]
+        try:
+            rows = self.db.execute(sql, [query, limit]).fetchall()
+        except sqlite3.OperationalError:
+            rows = self.db.execute(sql, [self.db.quote_fts(query), limit]).fetchall()
+        return [fs_path(r[0]) for r in rows]
 
     def export_rows(self, table: str = "photos") -> Iterator[dict[str, Any]]:
         """Rows for ``photobatch export``: one per image file found (failures included), or one

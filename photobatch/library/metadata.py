@@ -7,8 +7,10 @@ read is left empty and ``warning`` says why in a few words.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import threading
 from collections.abc import Callable
 from datetime import datetime
 from numbers import Rational
@@ -21,6 +23,11 @@ from photobatch.core.records import PhotoMetadata
 from photobatch.library.discovery import RAW_EXTENSIONS
 from photobatch.library.imaging import ImageError, open_image, raw_size
 
+# exifread's HEIF parser keeps parse state in class attributes shared by all threads (its
+# ``Box.subs``, ``Box.locs``...): two threads reading HEIC files at once lose each other's EXIF.
+# Files in that container (an ISO-BMFF ``ftyp`` box first, whatever their name) are read one at
+# a time; every other format's reader keeps no shared state and runs in parallel.
+_HEIF_EXIF = threading.Lock()
 # exifread logs a warning for every file without EXIF (PNG screenshots...): noise in a scan.
 logging.getLogger("exifread").setLevel(logging.ERROR)
 
@@ -45,7 +52,10 @@ def read_metadata(path: Path) -> PhotoMetadata:
     problems: list[str] = []
     try:
         with path.open("rb") as fh:
-            tags = exifread.process_file(fh, details=False, extract_thumbnail=False)
+            is_heif = fh.read(12)[4:8] == b"ftyp"
+            fh.seek(0)
+            with _HEIF_EXIF if is_heif else contextlib.nullcontext():
+                tags = exifread.process_file(fh, details=False, extract_thumbnail=False)
     except OSError as exc:
         meta.warning = f"cannot read file: {exc.strerror or exc}"
         return meta

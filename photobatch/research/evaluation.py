@@ -30,13 +30,18 @@ def evaluate_captioner(
     from photobatch.models.captioner import Captioner
     from photobatch.models.captions import CaptionDataError, read_captions, read_splits
     from photobatch.models.encoder import resolve_device
+    from photobatch.training.captioner import split_images
     from photobatch.training.features import encode_images
 
     require_scorers()  # before the photos are encoded and captioned
     data = read_captions(captions)
     if splits is not None:
         data.splits = read_splits(splits)
-    names = data.images(split) if data.splits else data.images()
+    if data.splits:
+        names = data.images(split)
+    else:  # the very 5% hold-out that training kept out, not every photo
+        train, val = split_images(data, None)
+        names = {"train": train, "val": val}.get(split, [])
     if not names:
         raise CaptionDataError(f"{splits or captions}: no images in split '{split}'")
     dev = resolve_device(device)

@@ -242,6 +242,7 @@ class Scanner:
             elif old[0] == f.size and old[1] == f.mtime_ns and old[2] != "missing":
                 if not reanalyse and old[3] not in stale:
                     summary.unchanged += 1
+                    summary.still_unreadable += old[2] == "error"
                     if old[2] == "ok" and self.sidecars and self.sidecars.missing(f.path):
                         restore.append(f.path)
                     continue

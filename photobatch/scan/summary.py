@@ -22,6 +22,7 @@ class ScanSummary:
     reanalysed: int = 0  # unchanged files analysed again: other model versions, or --reanalyse
     analyzed: int = 0
     errors: int = 0
+    still_unreadable: int = 0  # unchanged files that an earlier scan found unreadable
     missing: int = 0
     personalized: int = 0  # photos analysed earlier, re-ranked by a newly trained personal head
     sidecar_problems: int = 0
@@ -38,6 +39,7 @@ class ScanSummary:
             f"{self.reused} reused (moved or copied)",
             f"{self.unchanged} unchanged",
             f"{self.errors} unreadable",
+            *([f"{self.still_unreadable} still unreadable"] if self.still_unreadable else []),
             f"{self.missing} missing",
         ]
         if self.reanalysed:

@@ -8,6 +8,7 @@ loads it and never imports this module.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -119,7 +120,14 @@ def _fit(
     gen = torch.Generator().manual_seed(settings.seed)
     n = len(examples)
     steps = settings.epochs * math.ceil(n / settings.batch_size)
-    bar = tqdm(total=steps, desc=progress, disable=progress is None, leave=False)
+    # As the scan's: a bar only on a terminal, never in a log (cron, a pipe, a file).
+    bar = tqdm(
+        total=steps,
+        desc=progress,
+        disable=progress is None or not sys.stderr.isatty(),
+        leave=False,
+        file=sys.stderr,
+    )
     model.train()
     for _ in range(settings.epochs):
         for batch in torch.randperm(n, generator=gen).split(settings.batch_size):
