@@ -34,10 +34,10 @@ def one_line(result: Result, code: int = 1) -> str:
 
 
 @pytest.fixture
-def library(shared: Path, tmp_path: Path) -> Path:
+def library(research_data: Path, tmp_path: Path) -> Path:
     folder = tmp_path / "library"
     folder.mkdir()
-    shutil.copyfile(shared / "data" / "flickr8k" / "images" / PHOTO, folder / "dog.jpg")
+    shutil.copyfile(research_data / "flickr8k" / "images" / PHOTO, folder / "dog.jpg")
     return folder
 
 
@@ -71,7 +71,8 @@ def test_a_damaged_personal_head_is_one_line_in_status_and_scan(
 ) -> None:
     with Index(tmp_path / "index.db") as index:  # a head is only read once posts exist
         index.write_posts([Post(id="p1", taken_at=None, caption="#dog", hashtags=["dog"])])
-    head = tmp_path / "personalizer.pt"
+    head = tmp_path / "index.db.personal" / "personalizer.pt"
+    head.parent.mkdir()
     head.write_bytes(b"PK\x03\x04 half of a personal head")
     expected = f"photobatch: {head}: cannot read this personal head (RuntimeError: "
     assert one_line(run(tmp_path, "status")).startswith(expected)

@@ -606,7 +606,7 @@ def test_a_zip_bombed_photo_is_left_out_and_its_partial_copy_deleted(
     assert summary_of(index) == EXPECTED
     assert summary.problems == [f"{archive}:{member}: larger than 100 MB: left out"]
     assert index.posts()[-1].media[0].path is None
-    copies = list((tmp_path / "data" / "instagram").iterdir())
+    copies = list((tmp_path / "data" / COPIES).iterdir())
     assert len(copies) == 4 and all(c.stat().st_size < 1 << 20 for c in copies)
 
 
@@ -651,14 +651,14 @@ def test_a_symlink_in_an_unpacked_export_is_never_followed(
     index, summary = run_import(tmp_path, [export], encoder)
     assert summary_of(index) == EXPECTED
     assert summary.problems[0] == f"{link}: a symbolic link: skipped (never followed)"
-    copied = {c.read_bytes() for c in (tmp_path / "data" / "instagram").iterdir()}
+    copied = {c.read_bytes() for c in (tmp_path / "data" / COPIES).iterdir()}
     assert secret.read_bytes() not in copied and len(copied) == 4
 
 
 def test_a_killed_imports_temp_file_is_swept_by_the_next(
     tmp_path: Path, photos: list[Path], encoder: Any
 ) -> None:
-    copies = tmp_path / "data" / "instagram"
+    copies = tmp_path / "data" / COPIES
     copies.mkdir(parents=True)
     orphan, live = copies / ".import-k1ll3d.jpg", copies / ".import-busy.jpg"
     orphan.write_bytes(b"\xff\xd8 half a photo")
