@@ -83,14 +83,14 @@ def test_mismatched_or_empty_inputs_are_errors() -> None:
 
 
 def test_evaluate_without_splits_scores_only_the_held_out_five_percent(
-    shared: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    research_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Scoring every photo would score the photos the model was trained on."""
     from photobatch.models.captions import read_captions
     from photobatch.research import evaluation
     from photobatch.training.captioner import split_images
 
-    flickr = shared / "data" / "flickr8k"
+    flickr = research_data / "flickr8k"
     lines = (flickr / "captions.csv").read_text(encoding="utf-8").splitlines()
     captions = tmp_path / "captions.csv"
     captions.write_text("\n".join(lines[:201]) + "\n", encoding="utf-8")  # 40 photos

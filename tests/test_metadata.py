@@ -140,9 +140,9 @@ def test_not_an_image_and_missing_file_warn(tmp_path: Path) -> None:
     assert missing.warning is not None and missing.warning.startswith("cannot read file")
 
 
-def test_heic_exif_read_from_two_threads_at_once_is_never_lost(shared: Path) -> None:
+def test_heic_exif_read_from_two_threads_at_once_is_never_lost(research_data: Path) -> None:
     """exifread's HEIF parser shares state across threads: 104 losses in 100 rounds unlocked."""
-    samples = shared / "data" / "exif-samples" / "heic"
+    samples = research_data / "exif-samples" / "heic"
     heics = sorted(p for p in samples.rglob("*") if p.suffix.lower() in {".heic", ".heif"})
     serial = {p: read_metadata(p) for p in heics}
     assert any(m.taken_at and m.camera_make for m in serial.values())
