@@ -90,8 +90,6 @@ def test_cuda_without_torchvision_says_which_extra_to_install(
     for name in [m for m in sys.modules if m.split(".")[0] == "torchvision"]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setattr(sys, "meta_path", [NotInstalled(), *sys.meta_path])
-    # import-linter's logging setup (tests/test_layers.py) disables loggers made before it.
-    monkeypatch.setattr(gpu_decoding.log, "disabled", False)
     with caplog.at_level(logging.WARNING):
         assert gpu_jpeg_decoder(torch.device("cuda")) is None  # the scan decodes with Pillow
     assert [r.getMessage() for r in caplog.records] == [
