@@ -6,7 +6,7 @@ discovery -> ``FoundFile`` -> metadata -> ``PhotoMetadata`` -> models -> ``Analy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -45,8 +45,12 @@ class Analysis:
     sha256: str
     labels: list[str] = field(default_factory=list)  # top ImageNet class names, best first
     caption: str | None = None
+    caption_confidence: float | None = None  # 0-1; None: analysed before grounding existed
+    caption_source: str | None = None  # sat, sat-weak, concept, scene or none (README: Grounding)
     hashtags: list[str] = field(default_factory=list)  # without '#', best first (final)
     candidates: list[str] = field(default_factory=list)  # the hashtags before personalization
+    hashtag_scores: dict[str, float] = field(default_factory=dict)  # 0-1 per tag of hashtags
+    candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
     post_text: str | None = None  # a post draft in the user's voice, from the personal head
     embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
     models: str | None = None  # which model versions produced this
@@ -70,6 +74,14 @@ class PhotoRecord:
         if self.analysis is None:
             return []
         return list(self.analysis.hashtags or self.analysis.labels)
+
+    def described(self, min_confidence: float) -> PhotoRecord:
+        """This record as sidecars show it: a caption below ``min_confidence`` is left out (no
+        description rather than a wrong one); one analysed before confidences existed stays."""
+        a = self.analysis
+        if a is None or a.caption_confidence is None or a.caption_confidence >= min_confidence:
+            return self
+        return replace(self, analysis=replace(a, caption=None))
 
 
 @dataclass

@@ -71,6 +71,7 @@ class SidecarSync:
     def write(self, record: PhotoRecord) -> list[str]:
         """Write or merge each sidecar; return problems as messages (the scan goes on)."""
         problems = []
+        record = record.described(self.options.min_caption_confidence)
         for writer in self.writers:
             target = sidecar_path(record.path, writer.suffix, self.options)
             self._sweep(target.parent)

@@ -154,13 +154,21 @@ class Personalizer:
 
     def rerank(self, embedding: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
         """Best-first tags from the pipeline's ``candidates`` and the head's own tags."""
+        return list(self.rerank_scored(embedding, candidates, k))
+
+    def rerank_scored(
+        self, embedding: np.ndarray, candidates: Sequence[str], k: int
+    ) -> dict[str, float]:
+        """:meth:`rerank` with each tag's score divided by the best one's (the top tag has 1)."""
         generated, scores = self.tag_scores(embedding)
         total = {t: scores.get(t, 0.0) for t in generated}
         for rank, tag in enumerate(dict.fromkeys(candidates)):
             total[tag] = scores.get(tag, 0.0) + self.candidate_weight / (1 + rank)
         for tag, s in scores.items():
             total.setdefault(tag, s)
-        return sorted(total, key=lambda t: (-total[t], t))[:k]
+        best = sorted(total, key=lambda t: (-total[t], t))[:k]
+        top = total[best[0]] if best and total[best[0]] > 0 else 1.0
+        return {t: round(total[t] / top, 3) for t in best}
 
     def draft_post(self, embedding: np.ndarray) -> str:
         """A short caption in the user's words ("" when no captions were imported)."""
@@ -180,14 +188,21 @@ def personalize(
     personalizer: Personalizer | None,
     embedding: np.ndarray | bytes | None,
     candidates: Sequence[str],
+    candidate_scores: dict[str, float],
     k: int,
-) -> tuple[list[str], str | None]:
-    """Scan-time hook: (hashtags best first, post draft); the pipeline's tags without a head."""
+) -> tuple[list[str], dict[str, float], str | None]:
+    """Scan-time hook: (hashtags best first, their scores, post draft).
+
+    Without a head: the pipeline's tags with their evidence scores. With one: its re-ranking,
+    scored relative to its top tag.
+    """
     if personalizer is None or embedding is None:
-        return list(candidates)[:k], None
+        tags = list(candidates)[:k]
+        return tags, {t: candidate_scores[t] for t in tags if t in candidate_scores}, None
     if isinstance(embedding, bytes):
         embedding = np.frombuffer(embedding, dtype="<f2").astype(np.float32)
-    return personalizer.rerank(embedding, candidates, k), personalizer.draft_post(embedding) or None
+    scores = personalizer.rerank_scored(embedding, candidates, k)
+    return list(scores), scores, personalizer.draft_post(embedding) or None
 
 
 def personalizer_status(index: Index, path: Path) -> str:

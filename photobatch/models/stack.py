@@ -1,4 +1,5 @@
-"""The model stack of a scan: encoder -> captioner -> hashtags -> personal head, loaded once.
+"""The model stack of a scan, loaded once: encoder -> grounding evidence -> captioner (with the
+words grounding bans) -> grounding's caption decision and hashtags by evidence -> personal head.
 
 Importing this module imports torch; the pipeline only does so when a batch holds a photo whose
 content has no results yet (or a new personal head must re-rank old ones), so a rescan of an
@@ -18,7 +19,7 @@ from photobatch.core.records import Analysis
 from photobatch.library.discovery import file_id
 from photobatch.models.captioner import Captioner
 from photobatch.models.encoder import ImageEncoder, resolve_device
-from photobatch.models.hashtags import suggest_hashtags
+from photobatch.models.grounding import Grounding
 from photobatch.models.personalizer import Personalizer, load_personalizer, personalize
 from photobatch.models.prior import default_prior
 
@@ -31,6 +32,7 @@ class Analyzer:
         self.device = resolve_device(device)
         self.encoder = ImageEncoder(self.device)
         self.captioner = Captioner(self.device, config.captioner)
+        self.grounding = Grounding(config.grounding.model)
         self.personal: Personalizer | None = None
         self.personal_id: str | None = None
         self._loaded = False
@@ -42,6 +44,7 @@ class Analyzer:
             if not self._loaded:
                 self.encoder.load()
                 self.captioner.load()
+                self.grounding.load()
                 self.load_personal()
                 self._loaded = True
 
@@ -53,7 +56,7 @@ class Analyzer:
     @property
     def models(self) -> str:
         """A short tag of the model versions, stored with every result."""
-        return f"{self.encoder.name}+{self.captioner.name}"
+        return f"{self.encoder.name}+{self.captioner.name}+ground:{self.grounding.version}"
 
     def analyze(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
         self.load()
@@ -61,15 +64,17 @@ class Analyzer:
         batch = torch.stack([image.to(self.device) for image in images])
         out = self.encoder.encode(batch)
         labels = self.encoder.labels(out.logits, self.config.top_labels)
-        captions = self.captioner.caption(out.feature_map)
-        pooled = out.pooled.to(torch.float16).cpu().numpy()
+        pooled = out.pooled.float().cpu().numpy()
+        grounded = self.grounding.caption(
+            self.captioner, out.feature_map, pooled, out.logits.float().cpu().numpy()
+        )
         prior = default_prior()
         results = []
-        for i, sha in enumerate(hashes):
-            text = captions[i].text
-            candidates = suggest_hashtags(
-                text,
-                labels[i],
+        for i, (sha, (evidence, decision)) in enumerate(zip(hashes, grounded, strict=True)):
+            scored = self.grounding.hashtags(
+                evidence,
+                decision,
+                labels[i][0] if labels[i] else None,
                 prior,
                 max_tags=self.config.hashtags.max_tags,
                 min_tags=self.config.hashtags.min_tags,
@@ -77,8 +82,11 @@ class Analyzer:
             analysis = Analysis(
                 sha256=sha,
                 labels=labels[i],
-                caption=text,
-                candidates=candidates,
+                caption=decision.caption or None,
+                caption_confidence=round(decision.confidence, 3),
+                caption_source=decision.source,
+                candidates=[tag for tag, _ in scored],
+                candidate_scores=dict(scored),
                 embedding=pooled[i].astype("<f2").tobytes(),
                 models=self.models,
             )
@@ -109,10 +117,17 @@ class Analyzer:
         return [self._personalize(a) for a in analyses]
 
     def _personalize(self, analysis: Analysis) -> Analysis:
-        tags, draft = personalize(
+        tags, scores, draft = personalize(
             self.personal,
             analysis.embedding,
             analysis.candidates or analysis.hashtags,
+            analysis.candidate_scores,
             self.config.hashtags.max_tags,
         )
-        return replace(analysis, hashtags=tags, post_text=draft, personalized_by=self.personal_id)
+        return replace(
+            analysis,
+            hashtags=tags,
+            hashtag_scores=scores,
+            post_text=draft,
+            personalized_by=self.personal_id,
+        )
