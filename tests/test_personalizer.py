@@ -61,6 +61,8 @@ def test_head_learns_a_planted_habit_for_one_user_only() -> None:
     assert "surf" in other.generate(city)
     assert surfer.rerank(beach, ["beach", "sand", "sea"], 2) == ["beach", "surf"]
     assert "surf" not in other.rerank(beach, ["beach", "sand", "sea"], 3)
+    scores = surfer.rerank_scored(beach, ["beach", "sand", "sea"], 2)
+    assert list(scores) == ["beach", "surf"] and scores["beach"] == 1.0 > scores["surf"] > 0
 
 
 def test_training_is_deterministic_under_a_seed() -> None:
@@ -89,8 +91,12 @@ def test_user_without_imported_posts_gets_the_plain_pipeline(tmp_path: Path) -> 
     assert not (tmp_path / FILE_NAME).exists()
     assert "no imported posts" in summary
     assert "no imported posts" in status and "not personalized" in status
-    tags, draft = personalize(None, np.ones(1280, np.float32), ["dog", "beach", "sea"], 2)
+    evidence = {"dog": 0.9, "beach": 0.6, "sea": 0.5}
+    tags, scores, draft = personalize(
+        None, np.ones(1280, np.float32), ["dog", "beach", "sea"], evidence, 2
+    )
     assert tags == ["dog", "beach"] and draft is None
+    assert scores == {"dog": 0.9, "beach": 0.6}  # the candidates keep their evidence scores
 
 
 def test_benchmark_users_are_deterministic_and_disjoint(shared: Path) -> None:

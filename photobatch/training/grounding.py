@@ -239,6 +239,14 @@ def train_grounding(data: Path, output: Path, embed: Embed) -> str:
     from photobatch.models.captions import read_captions, read_splits
 
     flickr_dir = data / "flickr8k"
+    for required in (
+        flickr_dir / "captions.csv",
+        flickr_dir / "splits.csv",
+        data / "broad" / "imagenet" / "labels.csv",
+        data / "broad" / "scenes" / "labels.csv",
+    ):
+        if not required.is_file():
+            raise ValueError(f"{required}: missing (lay --data out like the shared data folder)")
     captions = read_captions(flickr_dir / "captions.csv")
     captions.splits = read_splits(flickr_dir / "splits.csv")
     train_names = captions.images("train")
