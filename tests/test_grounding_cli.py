@@ -40,7 +40,7 @@ def test_evaluate_captioner_reports_the_hallucination_rate_on_everyday_photos(
     assert figure(raw, "CIDEr") < figure(grounded, "CIDEr")
 
 
-def test_evaluate_hashtags_against_human_tags_and_scene_labels(shared: Path, tmp_path: Path) -> None:
+def test_evaluate_hashtags_against_human_tags_and_scenes(shared: Path, tmp_path: Path) -> None:
     scenes = shared / "data" / "broad" / "scenes"
     with (scenes / "labels.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -76,3 +76,21 @@ def test_train_grounding_names_what_is_missing(tmp_path: Path) -> None:
     code, output = run(tmp_path, "train", "grounding", "--data", str(tmp_path))
     assert code == 1
     assert str(tmp_path / "flickr8k" / "captions.csv") in output
+
+
+def test_search_food_finds_food_photos(shared: Path, tmp_path: Path) -> None:
+    import shutil
+
+    library = tmp_path / "photos"
+    library.mkdir()
+    food = {"pizza.jpg": "n07873807.jpg", "guacamole.jpg": "n07583066.jpg"}
+    food["burger.jpg"] = "n07697313.jpg"
+    for name, source in food.items():
+        shutil.copy(shared / "data" / "broad" / "imagenet" / source, library / name)
+    kitchen = shared / "data" / "broad" / "coco-dev" / "000000177977.jpg"
+    shutil.copy(kitchen, library / "kitchen.jpg")
+    code, output = run(tmp_path, "scan", "--no-sidecars", "--quiet", str(library))
+    assert code == 0, output
+    code, output = run(tmp_path, "search", "food")
+    assert code == 0, output
+    assert {Path(line).name for line in output.split()} == set(food)

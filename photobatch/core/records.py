@@ -45,16 +45,16 @@ class Analysis:
     sha256: str
     labels: list[str] = field(default_factory=list)  # top ImageNet class names, best first
     caption: str | None = None
-    caption_confidence: float | None = None  # 0-1; None: analysed before grounding existed
-    caption_source: str | None = None  # sat, sat-weak, concept, scene or none (README: Grounding)
     hashtags: list[str] = field(default_factory=list)  # without '#', best first (final)
     candidates: list[str] = field(default_factory=list)  # the hashtags before personalization
-    hashtag_scores: dict[str, float] = field(default_factory=dict)  # 0-1 per tag of hashtags
-    candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
     post_text: str | None = None  # a post draft in the user's voice, from the personal head
     embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
     models: str | None = None  # which model versions produced this
     personalized_by: str | None = None  # id of the personal head that ranked ``hashtags``
+    caption_confidence: float | None = None  # 0-1; None: analysed before grounding existed
+    caption_source: str | None = None  # sat, sat-weak, concept, scene or none (README: Grounding)
+    hashtag_scores: dict[str, float] = field(default_factory=dict)  # 0-1 per tag of hashtags
+    candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
 
 
 @dataclass
@@ -70,10 +70,14 @@ class PhotoRecord:
 
     @property
     def keywords(self) -> list[str]:
-        """Keywords for sidecars: the hashtags without '#', else the labels, best first."""
+        """Keywords for sidecars: the hashtags without '#', best first. Without hashtags, an
+        analysis from before grounding falls back to its labels; a grounded one had no evidence
+        for any keyword, so it gets none."""
         if self.analysis is None:
             return []
-        return list(self.analysis.hashtags or self.analysis.labels)
+        if self.analysis.hashtags or self.analysis.caption_source is not None:
+            return list(self.analysis.hashtags)
+        return list(self.analysis.labels)
 
     def described(self, min_confidence: float) -> PhotoRecord:
         """This record as sidecars show it: a caption below ``min_confidence`` is left out (no
