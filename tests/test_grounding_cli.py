@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 from pathlib import Path
 
@@ -94,3 +95,10 @@ def test_search_food_finds_food_photos(shared: Path, tmp_path: Path) -> None:
     code, output = run(tmp_path, "search", "food")
     assert code == 0, output
     assert {Path(line).name for line in output.split()} == set(food)
+
+    code, output = run(tmp_path, "show", "--json", str(library / "pizza.jpg"))
+    assert code == 0, output
+    shown = json.loads(output)
+    assert shown["caption_source"] == "concept" and 0.3 <= shown["caption_confidence"] <= 1
+    assert list(shown["hashtag_scores"])[:2] == ["pizza", "food"]
+    assert shown["hashtags"].startswith("#pizza #food")

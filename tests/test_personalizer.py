@@ -63,6 +63,7 @@ def test_head_learns_a_planted_habit_for_one_user_only() -> None:
     assert "surf" not in other.rerank(beach, ["beach", "sand", "sea"], 3)
     scores = surfer.rerank_scored(beach, ["beach", "sand", "sea"], 2)
     assert list(scores) == ["beach", "surf"] and scores["beach"] == 1.0 > scores["surf"] > 0
+    assert personalize(surfer, beach, [], {}, 3) == ([], {}, None)  # no evidence, no tags
 
 
 def test_training_is_deterministic_under_a_seed() -> None:

@@ -194,9 +194,10 @@ def personalize(
     """Scan-time hook: (hashtags best first, their scores, post draft).
 
     Without a head: the pipeline's tags with their evidence scores. With one: its re-ranking,
-    scored relative to its top tag.
+    scored relative to its top tag. A photo with no candidates (grounding found no evidence: a
+    blank frame, a screenshot) gets no tags and no draft from the head either.
     """
-    if personalizer is None or embedding is None:
+    if personalizer is None or embedding is None or not candidates:
         tags = list(candidates)[:k]
         return tags, {t: candidate_scores[t] for t in tags if t in candidate_scores}, None
     if isinstance(embedding, bytes):
