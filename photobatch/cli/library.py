@@ -120,10 +120,17 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
         from photobatch.library.imaging import ImageError
         from photobatch.models.attention import explain_photo
         from photobatch.models.captioner import CheckpointError
+        from photobatch.models.grounding import GroundingError
 
         try:
-            explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
-        except (ImageError, CheckpointError) as exc:
+            explain_photo(
+                record.path,
+                attention,
+                obj.config.captioner,
+                obj.config.device,
+                obj.config.grounding.model,
+            )
+        except (ImageError, CheckpointError, GroundingError) as exc:
             raise click.ClickException(str(exc)) from exc
         click.echo(f"attention figure: {attention}", err=True)
     info: dict[str, Any] = {
