@@ -115,3 +115,23 @@ def test_banned_tokens_are_never_emitted_even_when_the_model_prefers_them(search
     for hyp in search(model, feats, START, END, options, banned=(0, START, unk)):
         assert not {0, START, unk} & set(hyp.tokens)
         assert hyp.tokens  # still a caption, made of real words
+
+
+def test_per_photo_bans_apply_to_their_photo_only() -> None:
+    model, feats = make_model(), maps(4)
+    options = DecodeOptions(beam_size=3, max_length=12, min_length=2)
+    plain = beam_search(model, feats, START, END, options)
+    word = plain[1].tokens[0]  # photo 1's first word, banned for photo 1 alone
+    mask = torch.zeros(4, 40, dtype=torch.bool)
+    mask[1, word] = True
+    banned = beam_search(model, feats, START, END, options, photo_banned=mask)
+    assert word not in banned[1].tokens and banned[1].tokens
+    assert [h.tokens for i, h in enumerate(banned) if i != 1] == [
+        h.tokens for i, h in enumerate(plain) if i != 1
+    ]
+    # The same bans as one search per photo (photos leave the batch as they finish).
+    single = [
+        beam_search(model, feats[i : i + 1], START, END, options, photo_banned=mask[i : i + 1])[0]
+        for i in range(4)
+    ]
+    assert [h.tokens for h in banned] == [h.tokens for h in single]

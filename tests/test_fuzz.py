@@ -117,8 +117,8 @@ def test_a_thousand_mutated_files_scan_without_a_crash(research_data: Path, tmp_
         assert row["status"] in {"ok", "error"}, row
         if row["status"] == "error":
             assert row["error"].startswith(path + ": "), row
-        else:
-            assert row["caption"], row
+        else:  # analysed; grounding writes no caption for a mangled frame it cannot read
+            assert row["caption_source"] in {"sat", "sat-weak", "concept", "scene", "none"}, row
     errors = sum(row["status"] == "error" for row in rows.values())
     assert 0 < errors < VARIANTS  # both paths were exercised
     assert f"{errors} unreadable" in scan.stdout

@@ -99,3 +99,43 @@ def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
     db.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(IndexOpenError, match=str(db)):
         Index(db)
+
+
+def test_a_v3_index_upgrades_to_confidences_and_keeps_its_results(tmp_path: Path) -> None:
+    import sqlite_utils
+
+    from photobatch.library.schema import MIGRATIONS
+
+    db = tmp_path / "index.db"
+    old = sqlite_utils.Database(db)
+    for migrate in MIGRATIONS[:3]:  # an index written by photobatch before grounding
+        migrate(old)
+    old.execute("PRAGMA user_version = 3")
+    old["analyses"].insert(
+        {"sha256": "a" * 64, "caption": "a dog runs", "hashtags": '["dog"]', "labels": "[]"}
+    )
+    old.conn.commit()
+    old.close()
+    with Index(db) as index:
+        assert index.schema_version == SCHEMA_VERSION == 4
+        kept = index.analysis("a" * 64)
+        assert kept is not None and kept.caption == "a dog runs" and kept.hashtags == ["dog"]
+        assert kept.caption_confidence is None and kept.hashtag_scores == {}
+        index.write_batch(
+            [(FoundFile(tmp_path / "p.jpg", 1, 1), None, "c" * 64, "ok", None)],
+            [
+                Analysis(
+                    "c" * 64,
+                    caption="A pizza on a plate.",
+                    caption_confidence=0.55,
+                    caption_source="concept",
+                    hashtags=["pizza", "food"],
+                    hashtag_scores={"pizza": 0.9, "food": 0.55},
+                )
+            ],
+        )
+        new = index.analysis("c" * 64)
+        assert new is not None
+        assert (new.caption_confidence, new.caption_source) == (0.55, "concept")
+        assert new.hashtag_scores == {"pizza": 0.9, "food": 0.55}
+        assert index.search("food") == [str(tmp_path / "p.jpg")]

@@ -52,7 +52,7 @@ def _idf(term: str) -> float:
     return 1.0
 
 
-def test_head_learns_a_planted_habit_for_one_user_only() -> None:
+def test_head_learns_a_planted_habit_for_one_user_only(tmp_path: Path) -> None:
     rng = np.random.default_rng(99)
     beach, city = _photo(0, rng), _photo(1, rng)
     surfer = train_on_posts(_user("beach", 1), _idf, FAST)
@@ -62,6 +62,12 @@ def test_head_learns_a_planted_habit_for_one_user_only() -> None:
     assert "surf" in other.generate(city)
     assert surfer.rerank(beach, ["beach", "sand", "sea"], 2) == ["beach", "surf"]
     assert "surf" not in other.rerank(beach, ["beach", "sand", "sea"], 3)
+    scores = surfer.rerank_scored(beach, ["beach", "sand", "sea"], 2)
+    assert list(scores) == ["beach", "surf"] and scores["beach"] == 1.0 > scores["surf"] > 0
+    surfer.save(tmp_path / FILE_NAME)
+    blank = Analysis("0" * 64, embedding=beach.astype("<f2").tobytes())  # no grounded candidates
+    ranked = PersonalHead(tmp_path / FILE_NAME).personalize(blank, 3)
+    assert (ranked.hashtags, ranked.hashtag_scores, ranked.post_text) == ([], {}, None)
 
 
 def test_training_is_deterministic_under_a_seed() -> None:
@@ -93,11 +99,14 @@ def test_user_without_imported_posts_gets_the_plain_pipeline(tmp_path: Path) -> 
     photo = Analysis(
         sha256="0" * 64,
         candidates=["dog", "beach", "sea"],
+        candidate_scores={"dog": 0.9, "beach": 0.6, "sea": 0.5},
         embedding=np.ones(1280, "<f2").tobytes(),
     )
     ranked = PersonalHead(tmp_path / FILE_NAME).personalize(photo, 2)
     assert ranked.hashtags == ["dog", "beach"] and ranked.post_text is None
     assert ranked.personalized_by is None
+    # the candidates keep their evidence scores
+    assert ranked.hashtag_scores == {"dog": 0.9, "beach": 0.6}
 
 
 def test_benchmark_users_are_deterministic_and_disjoint(research_data: Path) -> None:

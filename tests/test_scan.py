@@ -107,10 +107,14 @@ def test_every_image_file_is_exported_indexed_or_with_its_error(library: dict) -
         if row["status"] == "error":
             assert row["error"], row
         else:
-            assert row["caption"], row
+            # Grounding writes no caption (and only evidenced tags) where it is unsure.
+            assert row["caption_source"] in {"sat", "sat-weak", "concept", "scene", "none"}, row
             tags = row["hashtags"].split()
-            assert len(tags) >= 3 and all(t.startswith("#") and len(t) > 1 for t in tags), row
-    assert sum(r["status"] == "ok" for r in rows.values()) > 0.9 * len(rows)
+            assert all(t.startswith("#") and len(t) > 1 for t in tags), row
+            assert not row["caption"] or len(tags) >= 3, row
+    ok = [r for r in rows.values() if r["status"] == "ok"]
+    assert len(ok) > 0.9 * len(rows)
+    assert sum(bool(r["caption"]) for r in ok) > 0.5 * len(ok)
     for name in ("truncated.jpg", "empty.JPG", "notes.jpeg"):
         row = rows[str(library["root"] / "broken" / name)]
         assert row["status"] == "error" and name in row["error"], row
@@ -155,7 +159,8 @@ def test_sidecars_are_read_by_exiftool(library: dict) -> None:
         keywords = [t.lstrip("#") for t in row["hashtags"].split()]
         assert as_list(tags.get("Subject")) == keywords
         assert as_list(tags.get("HierarchicalSubject")) == [f"photobatch|{k}" for k in keywords]
-        assert tags.get("Description") == row["caption"]
+        confident = row["caption"] and float(row["caption_confidence"]) >= 0.3
+        assert tags.get("Description") == (row["caption"] if confident else None)
         checked += 1
     assert checked > 10
 

@@ -499,3 +499,27 @@ def test_any_user_tree_survives_the_merge_or_is_refused(
     assert [_parsed_shape(c) for c in theirs] == [_shape(t) for t in trees]
     assert description.attrib.items() >= {_clark(k): v for k, v in on_description.items()}.items()
     assert WRITER.render(rec, content) == content
+
+
+def test_a_caption_below_the_confidence_threshold_is_not_written(
+    tmp_path: Path, exiftool: str
+) -> None:
+    photo = tmp_path / "IMG_0003.jpg"
+    sync = SidecarSync(SidecarConfig(formats=("xmp", "json"), min_caption_confidence=0.3))
+
+    def scan(confidence: float | None) -> None:
+        analysis = Analysis("cd" * 32, caption="A pizza on a plate.", hashtags=["pizza", "food"])
+        analysis.caption_confidence = confidence
+        assert sync.write(PhotoRecord(photo, "cd" * 32, "ok", analysis=analysis)) == []
+
+    scan(0.9)
+    assert read_tags(exiftool, tmp_path / "IMG_0003.jpg.xmp")["XMP-dc:Description"] == (
+        "A pizza on a plate."
+    )
+    scan(0.2)  # a weak caption: no description rather than a wrong one; keywords stay
+    tags = read_tags(exiftool, tmp_path / "IMG_0003.jpg.xmp")
+    assert "XMP-dc:Description" not in tags
+    assert tags["XMP-dc:Subject"] == ["pizza", "food"]
+    assert json.loads((tmp_path / "IMG_0003.jpg.json").read_text())["caption"] is None
+    scan(None)  # analysed before confidences existed: its caption is still written
+    assert "XMP-dc:Description" in read_tags(exiftool, tmp_path / "IMG_0003.jpg.xmp")

@@ -132,7 +132,13 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
     if attention is not None:
         from photobatch.models.attention import explain_photo
 
-        explain_photo(record.path, attention, obj.config.captioner, obj.config.device)
+        explain_photo(
+            record.path,
+            attention,
+            obj.config.captioner,
+            obj.config.device,
+            obj.config.grounding.model,
+        )
         warn(f"attention figure: {attention}")
     info: dict[str, Any] = {
         "path": str(record.path),
@@ -145,7 +151,10 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
         a = record.analysis
         info.update(
             caption=a.caption,
+            caption_confidence=a.caption_confidence,
+            caption_source=a.caption_source,
             hashtags=" ".join(f"#{t}" for t in a.hashtags),
+            hashtag_scores=a.hashtag_scores or None,
             labels="; ".join(a.labels),
             post_text=a.post_text,
             models=a.models,
@@ -153,6 +162,8 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
         return
+    if info.get("hashtag_scores"):
+        info["hashtag_scores"] = "  ".join(f"#{t} {s:.2f}" for t, s in a.hashtag_scores.items())
     width = max(len(k) for k in info)
     for key, value in info.items():
         if value not in (None, ""):

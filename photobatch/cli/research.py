@@ -24,6 +24,11 @@ def evaluate() -> None:
     help="A checkpoint from 'train captioner' (default: the config's, else the shipped one).",
 )
 @click.option("--split", default="val", show_default=True, help="Which split to caption.")
+@click.option(
+    "--raw",
+    is_flag=True,
+    help="Score the captioner alone, without grounding (the model card's figures).",
+)
 @pass_context
 def evaluate_captioner(
     obj: Context,
@@ -34,16 +39,18 @@ def evaluate_captioner(
     cache: Path | None,
     model: Path | None,
     split: str,
+    raw: bool,
 ) -> None:
-    """BLEU-1..4, ROUGE-L, CIDEr (and METEOR when Java is installed) of a captioner.
+    """BLEU-1..4, ROUGE-L, CIDEr (and METEOR when Java is installed) and the hallucination rate.
 
-    Captions one split with the beam settings a scan uses and scores them against the human
-    captions with the pycocoevalcap scorers.
+    Captions one split (every photo when there are no splits) as a scan does, grounding
+    included, and scores them against the human captions with the pycocoevalcap scorers. The
+    hallucination rate is the share of photos with no person or dog in any reference whose
+    caption names one.
     """
     from photobatch.research.evaluation import evaluate_captioner
-    from photobatch.training.metrics import format_scores
 
-    scores = evaluate_captioner(
+    result = evaluate_captioner(
         captions,
         images,
         splits,
@@ -51,9 +58,46 @@ def evaluate_captioner(
         split=split,
         device=device,
         cache_dir=cache,
-        config=obj.config.captioner,
+        config=obj.config,
+        raw=raw,
     )
-    click.echo(format_scores(scores))
+    click.echo(result.report())
+
+
+@evaluate.command("hashtags")
+@click.option(
+    "--tags",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A CSV of human tags: image,tags rows (tags separated by spaces, commas or #).",
+)
+@click.option(
+    "--images",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="The folder holding the photos the CSV names.",
+)
+@click.option(
+    "--column",
+    default="tags",
+    show_default=True,
+    help="Read the human tags from this column instead; any column but 'tags' holds one tag a "
+    "cell (e.g. 'scene' of broad/scenes/labels.csv).",
+)
+@click.option("--device", type=DEVICE, help="Where the models run (default from config).")
+@pass_context
+def evaluate_hashtags(
+    obj: Context, tags: Path, images: Path, column: str, device: str | None
+) -> None:
+    """P@5, R@5 and hit@5 of the hashtags a scan gives against human tags.
+
+    Scans the listed photos as 'photobatch scan' would (without the personal head) and compares
+    each photo's top 5 hashtags with its human tags, normalized as hashtags are.
+    """
+    from photobatch.research.evaluation import evaluate_hashtags
+
+    result = evaluate_hashtags(tags, images, obj.config, device or obj.config.device, column)
+    click.echo(result.report())
 
 
 @evaluate.command("personalizer")

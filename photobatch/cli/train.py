@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from photobatch.cli.base import Context, caption_data, cli, pass_context
+from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context
 
 
 @cli.command("build-prior")
@@ -118,3 +118,52 @@ def train_captioner(
         f"{summary.seconds / 60:.1f} min); val, greedy:\n{format_scores(summary.val_scores)}\n"
         f"saved {out}; to caption with it, set 'captioner: {{model: {out}}}' in the config"
     )
+
+
+@train.command("grounding")
+@click.option(
+    "--data",
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="A folder laid out like the shared data: flickr8k/ (captions.csv, splits.csv, images/) "
+    "and broad/imagenet, broad/scenes (labels.csv and photos).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where the heads go (default: grounding.npz in photobatch's data folder).",
+)
+@click.option("--device", type=DEVICE, default="auto", show_default=True)
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where encoder features are cached (default: photobatch's data folder).",
+)
+@pass_context
+def train_grounding(
+    obj: Context, data: Path, output: Path | None, device: str, cache: Path | None
+) -> None:
+    """Fit the grounding heads (person, dog, 25 scenes) on the encoder's embeddings.
+
+    Deterministic: the same data gives the same file. The defaults reproduce
+    models/grounding.npz (see models/GROUNDING.md).
+    """
+    from photobatch.core.config import data_home
+    from photobatch.models.encoder import resolve_device
+    from photobatch.training.features import classify_features, encode_images
+    from photobatch.training.grounding import Embedded, train_grounding
+
+    dev = resolve_device(device)
+    cache_dir = cache or data_home() / "feature-cache"
+
+    def embed(folder: Path, names: list[str]) -> Embedded:
+        pooled, logits = classify_features(encode_images(folder, names, cache_dir, dev), dev)
+        return Embedded(names, pooled, logits)
+
+    out = output or obj.config.data_dir / "grounding.npz"
+    try:
+        click.echo(train_grounding(data, out, embed))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"to use it, set 'grounding: {{model: {out}}}' in the config")

@@ -47,6 +47,7 @@ class SidecarConfig:
     formats: tuple[str, ...] = ("xmp",)  # installed writers to run; "json" is available too
     naming: Literal["extension", "basename"] = "extension"  # IMG_1.jpg.xmp or IMG_1.xmp
     mirror_dir: Path | None = None  # write sidecars under this folder instead of beside photos
+    min_caption_confidence: float = 0.3  # weaker captions are not written as a description
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,11 @@ class CaptionerConfig:
     max_length: int = 20
     min_length: int = 3
     length_penalty: float = 0.7
+
+
+@dataclass(frozen=True)
+class GroundingConfig:
+    model: Path | None = None  # None: the heads shipped in models/
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ class Config:
     top_labels: int = 5
     sidecars: SidecarConfig = field(default_factory=SidecarConfig)
     captioner: CaptionerConfig = field(default_factory=CaptionerConfig)
+    grounding: GroundingConfig = field(default_factory=GroundingConfig)
     hashtags: HashtagConfig = field(default_factory=HashtagConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
 

@@ -6,7 +6,7 @@ discovery -> ``FoundFile`` -> metadata -> ``PhotoMetadata`` -> models -> ``Analy
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 
@@ -51,6 +51,10 @@ class Analysis:
     embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
     models: str | None = None  # which model versions produced this
     personalized_by: str | None = None  # id of the personal head that ranked ``hashtags``
+    caption_confidence: float | None = None  # 0-1; None: analysed before grounding existed
+    caption_source: str | None = None  # sat, sat-weak, concept, scene or none (README: Grounding)
+    hashtag_scores: dict[str, float] = field(default_factory=dict)  # 0-1 per tag of hashtags
+    candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
 
 
 @dataclass
@@ -66,10 +70,22 @@ class PhotoRecord:
 
     @property
     def keywords(self) -> list[str]:
-        """Keywords for sidecars: the hashtags without '#', else the labels, best first."""
+        """Keywords for sidecars: the hashtags without '#', best first. Without hashtags, an
+        analysis from before grounding falls back to its labels; a grounded one had no evidence
+        for any keyword, so it gets none."""
         if self.analysis is None:
             return []
-        return list(self.analysis.hashtags or self.analysis.labels)
+        if self.analysis.hashtags or self.analysis.caption_source is not None:
+            return list(self.analysis.hashtags)
+        return list(self.analysis.labels)
+
+    def described(self, min_confidence: float) -> PhotoRecord:
+        """This record as sidecars show it: a caption below ``min_confidence`` is left out (no
+        description rather than a wrong one); one analysed before confidences existed stays."""
+        a = self.analysis
+        if a is None or a.caption_confidence is None or a.caption_confidence >= min_confidence:
+            return self
+        return replace(self, analysis=replace(a, caption=None))
 
 
 @dataclass

@@ -222,8 +222,12 @@ class Index:
             sha256=row["sha256"],
             labels=json.loads(row["labels"] or "[]"),
             caption=row["caption"],
+            caption_confidence=row["caption_confidence"],
+            caption_source=row["caption_source"],
             hashtags=json.loads(row["hashtags"] or "[]"),
             candidates=json.loads(row["candidates"] or "[]"),
+            hashtag_scores=json.loads(row["hashtag_scores"] or "{}"),
+            candidate_scores=json.loads(row["candidate_scores"] or "{}"),
             post_text=row["post_text"],
             embedding=row["embedding"],
             models=row["models"],
@@ -270,8 +274,9 @@ class Index:
         if table != "photos":
             raise ValueError(f"unknown table {table!r}")
         sql = (
-            "SELECT photos.*, analyses.caption, analyses.hashtags AS tags, analyses.labels "
-            "AS label_list, analyses.post_text FROM photos LEFT JOIN analyses "
+            "SELECT photos.*, analyses.caption, analyses.caption_confidence, "
+            "analyses.caption_source, analyses.hashtags AS tags, analyses.hashtag_scores, "
+            "analyses.labels AS label_list, analyses.post_text FROM photos LEFT JOIN analyses "
             "ON analyses.sha256 = photos.sha256 ORDER BY photos.path"
         )
         for row in self.db.query(sql):
@@ -313,8 +318,12 @@ class Index:
                 "sha256": a.sha256,
                 "labels": json.dumps(a.labels, ensure_ascii=False),
                 "caption": a.caption,
+                "caption_confidence": a.caption_confidence,
+                "caption_source": a.caption_source,
                 "hashtags": json.dumps(a.hashtags, ensure_ascii=False),
                 "candidates": json.dumps(a.candidates, ensure_ascii=False),
+                "hashtag_scores": json.dumps(a.hashtag_scores, ensure_ascii=False),
+                "candidate_scores": json.dumps(a.candidate_scores, ensure_ascii=False),
                 "post_text": a.post_text,
                 "embedding": a.embedding,
                 "models": a.models,
@@ -345,10 +354,11 @@ class Index:
         with self.db.atomic():
             for a in analyses:
                 self.db.execute(
-                    "UPDATE analyses SET hashtags = ?, post_text = ?, personalized_by = ? "
-                    "WHERE sha256 = ?",
+                    "UPDATE analyses SET hashtags = ?, hashtag_scores = ?, post_text = ?, "
+                    "personalized_by = ? WHERE sha256 = ?",
                     [
                         json.dumps(a.hashtags, ensure_ascii=False),
+                        json.dumps(a.hashtag_scores, ensure_ascii=False),
                         a.post_text,
                         a.personalized_by,
                         a.sha256,

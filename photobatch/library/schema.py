@@ -32,7 +32,10 @@ EXPORT_COLUMNS = {
         "width",
         "height",
         "caption",
+        "caption_confidence",
+        "caption_source",
         "hashtags",
+        "hashtag_scores",
         "labels",
         "post_text",
         "status",
@@ -155,10 +158,23 @@ def _add_v3_candidates(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE analyses SET candidates = hashtags")
 
 
+def _add_v4_confidence(db: sqlite_utils.Database) -> None:
+    """How sure the caption and each hashtag are, and where the caption came from (grounding).
+
+    Older analyses keep NULL: unknown, so sidecars keep writing their caption. The scores are
+    JSON objects ``{tag: score}`` in the order of their tags.
+    """
+    db["analyses"].add_column("caption_confidence", float)
+    db["analyses"].add_column("caption_source", str)
+    db["analyses"].add_column("hashtag_scores", str)
+    db["analyses"].add_column("candidate_scores", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _create_v2_posts,
     _add_v3_candidates,
+    _add_v4_confidence,
 ]
 
 

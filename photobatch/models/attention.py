@@ -56,16 +56,25 @@ def render_attention(photo_path: Path, result: CaptionResult, out_png: Path) -> 
 
 
 def explain_photo(
-    photo_path: Path, out_png: Path, config: CaptionerConfig, device: str = "auto"
+    photo_path: Path,
+    out_png: Path,
+    config: CaptionerConfig,
+    device: str = "auto",
+    grounding: Path | None = None,
 ) -> CaptionResult:
-    """Caption one photo as a scan would, keeping where the model looked, and draw the figure."""
+    """Caption one photo as a scan's beam search does (with grounding's banned words, heads from
+    ``grounding`` or the shipped ones), keeping where the model looked, and draw the figure."""
     from photobatch.library.imaging import load_image, to_tensor
     from photobatch.models.captioner import Captioner
     from photobatch.models.encoder import image_encoder, resolve_device
+    from photobatch.models.grounding import Grounding
 
     dev = str(resolve_device(device))
-    feature_map = image_encoder(dev).encode(to_tensor(load_image(photo_path)).unsqueeze(0))
-    result = Captioner(dev, config).caption(feature_map.feature_map)[0]
+    out = image_encoder(dev).encode(to_tensor(load_image(photo_path)).unsqueeze(0))
+    heads = Grounding(grounding)
+    [evidence] = heads.evidence(out.pooled.float().cpu().numpy(), out.logits.float().cpu().numpy())
+    banned = [heads.banned_words(evidence)]
+    result = Captioner(dev, config).caption(out.feature_map, banned=banned)[0]
     render_attention(photo_path, result, out_png)
     return result
 

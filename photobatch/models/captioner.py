@@ -9,6 +9,7 @@ A checkpoint is a plain dict (tensors, numbers, strings, lists) so it loads with
 from __future__ import annotations
 
 import importlib.resources
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,6 +89,7 @@ class CaptionResult:
     text: str
     tokens: list[str]
     attention: Tensor  # (len(tokens), 49): attention over the 7x7 regions, row-major
+    score: float = 0.0  # beam log-probability per word (length-normalised)
 
 
 class Captioner(Model):
@@ -132,8 +134,13 @@ class Captioner(Model):
     def _load(self) -> None:
         self.model, self.vocab, _ = load_checkpoint(self.path, self.device)
 
-    def caption(self, feature_maps: Tensor) -> list[CaptionResult]:
-        """Caption ``(N, 1280, 7, 7)`` feature maps with beam search, all photos at once."""
+    def caption(
+        self, feature_maps: Tensor, banned: Sequence[Collection[str]] | None = None
+    ) -> list[CaptionResult]:
+        """Caption ``(N, 1280, 7, 7)`` feature maps with beam search, all photos at once.
+
+        ``banned[i]``: words photo ``i``'s caption may not contain (grounding's bans).
+        """
         import torch
 
         from photobatch.models.nn.decoding import beam_search
@@ -142,6 +149,12 @@ class Captioner(Model):
         assert self.model is not None and self.vocab is not None
         device = self.device
         feats = feature_maps.to(device, torch.float32)
+        photo_banned = None
+        if banned is not None:
+            ids = self.vocab.index
+            photo_banned = torch.zeros(len(banned), len(self.vocab.words), dtype=torch.bool)
+            for row, words in enumerate(banned):
+                photo_banned[row, [ids[w] for w in words if w in ids]] = True
         # Mixed precision on CUDA only: bfloat16 keeps float32's range, so no loss scaling.
         with torch.autocast(
             device_type=device.type,
@@ -155,13 +168,14 @@ class Captioner(Model):
                 self.vocab.end,
                 self.options,
                 banned=self.vocab.non_words,
+                photo_banned=photo_banned,
             )
         results = []
         for hyp in hyps:
             # Special tokens (<unk>) are dropped from the text, and their attention rows with them.
             keep = [i for i, t in enumerate(hyp.tokens) if t >= len(SPECIALS)]
             words = [self.vocab.words[hyp.tokens[i]] for i in keep]
-            results.append(CaptionResult(sentence(words), words, hyp.attention[keep]))
+            results.append(CaptionResult(sentence(words), words, hyp.attention[keep], hyp.score))
         return results
 
 

@@ -286,14 +286,15 @@ def suggest_hashtags(
 
 
 class HashtagSuggester(Model):
-    """``suggest_hashtags`` with the shipped HARRISON prior and the configured tag counts."""
+    """The shipped HARRISON prior with the configured tag counts: what a scan's hashtags come from
+    (``Grounding.hashtags`` orders them by evidence)."""
 
     name = "hashtags"
 
     def __init__(self, config: HashtagConfig | None = None) -> None:
         super().__init__()
         self.config = config or HashtagConfig()
-        self.prior: HashtagPrior | None = None
+        self._prior: HashtagPrior | None = None
 
     def files(self) -> tuple[Path, ...]:
         npz = shipped(PRIOR_FILE)
@@ -303,12 +304,10 @@ class HashtagSuggester(Model):
         return {"max_tags": self.config.max_tags, "min_tags": self.config.min_tags}
 
     def _load(self) -> None:
-        self.prior = default_prior()
+        self._prior = default_prior()
 
-    def suggest(self, caption: str | None, labels: Sequence[str]) -> list[str]:
-        """Best-first hashtags for one photo (see ``suggest_hashtags``)."""
+    @property
+    def prior(self) -> HashtagPrior:
         self.load()
-        assert self.prior is not None
-        return suggest_hashtags(
-            caption, labels, self.prior, self.config.max_tags, self.config.min_tags
-        )
+        assert self._prior is not None
+        return self._prior

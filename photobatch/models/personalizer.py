@@ -193,13 +193,21 @@ class Personalizer:
 
     def rerank(self, embedding: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
         """Best-first tags from the pipeline's ``candidates`` and the head's own tags."""
+        return list(self.rerank_scored(embedding, candidates, k))
+
+    def rerank_scored(
+        self, embedding: np.ndarray, candidates: Sequence[str], k: int
+    ) -> dict[str, float]:
+        """:meth:`rerank` with each tag's score divided by the best one's (the top tag has 1)."""
         generated, scores = self.tag_scores(embedding)
         total = {t: scores.get(t, 0.0) for t in generated}
         for rank, tag in enumerate(dict.fromkeys(candidates)):
             total[tag] = scores.get(tag, 0.0) + self.candidate_weight / (1 + rank)
         for tag, s in scores.items():
             total.setdefault(tag, s)
-        return sorted(total, key=lambda t: (-total[t], t))[:k]
+        best = sorted(total, key=lambda t: (-total[t], t))[:k]
+        top = total[best[0]] if best and total[best[0]] > 0 else 1.0
+        return {t: round(total[t] / top, 3) for t in best}
 
     def draft_post(self, embedding: np.ndarray) -> str:
         """A short caption in the user's words ("" when no captions were imported)."""
@@ -235,17 +243,31 @@ class PersonalHead(Model):
         self.personalizer = Personalizer.load(self.path) if self.path.is_file() else None
 
     def personalize(self, analysis: Analysis, k: int) -> Analysis:
-        """``analysis`` with its ``candidates`` re-ranked (the first ``k`` kept) and a post draft;
-        without a head or an embedding, the pipeline's own tags."""
+        """``analysis`` with its ``candidates`` re-ranked (the first ``k`` kept), their scores and
+        a post draft.
+
+        Without a head or an embedding: the pipeline's tags with their evidence scores. With one:
+        its re-ranking, scored relative to its top tag. A photo with no candidates (grounding found
+        no evidence: a blank frame, a screenshot) gets no tags and no draft from the head either.
+        """
         self.load()
         head, embedding = self.personalizer, analysis.embedding
         candidates = analysis.candidates or analysis.hashtags
-        tags, draft = list(candidates)[:k], None
-        if head is not None and embedding is not None:
+        tags = list(candidates)[:k]
+        scores = {t: analysis.candidate_scores[t] for t in tags if t in analysis.candidate_scores}
+        draft = None
+        if head is not None and embedding is not None and candidates:
             vector = np.frombuffer(embedding, dtype="<f2").astype(np.float32)
-            tags, draft = head.rerank(vector, candidates, k), head.draft_post(vector) or None
+            scores = head.rerank_scored(vector, candidates, k)
+            tags, draft = list(scores), head.draft_post(vector) or None
         ranked_by = self._loaded_version if head is not None else None
-        return replace(analysis, hashtags=tags, post_text=draft, personalized_by=ranked_by)
+        return replace(
+            analysis,
+            hashtags=tags,
+            hashtag_scores=scores,
+            post_text=draft,
+            personalized_by=ranked_by,
+        )
 
 
 def personalizer_status(index: Index, path: Path) -> str:

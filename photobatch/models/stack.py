@@ -1,11 +1,13 @@
-"""The model set of a scan: encoder -> captioner -> hashtags -> personal head, one per process.
+"""The model set of a scan, one per process: encoder -> grounding evidence -> captioner (with the
+words grounding bans) -> grounding's caption decision and hashtags by evidence -> personal head.
 
 Every model follows ``photobatch.models.base.Model``: built here without importing torch, loaded on
 first use. ``models`` is the versions string stored with every result (``efficientnet-lite0@1a2b3c4d
-+sat@...+hashtags@...``); a scan re-analyses the photos whose stored string differs, so a retrained
-captioner or a new beam size reaches the whole library. The personal head keeps its own id
-(``personalized_by``) because re-ranking needs no image model. ``model_set`` hands out one set per
-config and device, so every command in a process shares the loaded weights.
++sat@...+grounding@...+hashtags@...``); a scan re-analyses the photos whose stored string differs,
+so a retrained captioner, new grounding heads or a new beam size reach the whole library. The
+personal head keeps its own id (``personalized_by``) because re-ranking needs no image model.
+``model_set`` hands out one set per config and device, so every command in a process shares the
+loaded weights.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from photobatch.core.records import Analysis
 from photobatch.models.base import Model
 from photobatch.models.captioner import Captioner
 from photobatch.models.encoder import image_encoder
+from photobatch.models.grounding import Grounding
 from photobatch.models.hashtags import HashtagSuggester
 from photobatch.models.personalizer import PersonalHead
 
@@ -33,6 +36,7 @@ class Analyzer:
         self.config = config
         self.encoder = image_encoder(device, config.top_labels)
         self.captioner = Captioner(device, config.captioner)
+        self.grounding = Grounding(config.grounding.model)
         self.hashtags = HashtagSuggester(config.hashtags)
         self.personal = PersonalHead(config.personalizer_path)
 
@@ -43,7 +47,7 @@ class Analyzer:
     @property
     def image_models(self) -> tuple[Model, ...]:
         """The models whose versions a stored analysis records (the personal head has its own)."""
-        return (self.encoder, self.captioner, self.hashtags)
+        return (self.encoder, self.captioner, self.grounding, self.hashtags)
 
     def load(self) -> None:
         """Load every model; safe to call from the scan's warm-up thread and its own."""
@@ -63,18 +67,29 @@ class Analyzer:
         batch = torch.stack([image.to(self.device) for image in images])
         out = self.encoder.encode(batch)
         labels = self.encoder.labels(out.logits)
-        captions = self.captioner.caption(out.feature_map)
-        pooled = out.pooled.to(torch.float16).cpu().numpy()
+        pooled = out.pooled.float().cpu().numpy()
+        grounded = self.grounding.caption(
+            self.captioner, out.feature_map, pooled, out.logits.float().cpu().numpy()
+        )
         models = self.models
         results = []
-        for i, sha in enumerate(hashes):
-            text = captions[i].text
-            candidates = self.hashtags.suggest(text, labels[i])
+        for i, (sha, (evidence, decision)) in enumerate(zip(hashes, grounded, strict=True)):
+            scored = self.grounding.hashtags(
+                evidence,
+                decision,
+                labels[i][0] if labels[i] else None,
+                self.hashtags.prior,
+                max_tags=self.config.hashtags.max_tags,
+                min_tags=self.config.hashtags.min_tags,
+            )
             analysis = Analysis(
                 sha256=sha,
                 labels=labels[i],
-                caption=text,
-                candidates=candidates,
+                caption=decision.caption or None,
+                caption_confidence=round(decision.confidence, 3),
+                caption_source=decision.source,
+                candidates=[tag for tag, _ in scored],
+                candidate_scores=dict(scored),
                 embedding=pooled[i].astype("<f2").tobytes(),
                 models=models,
             )

@@ -80,3 +80,24 @@ def encode_images(
     del out
     partial.replace(path)
     return np.load(path, mmap_mode="r")
+
+
+def classify_features(
+    maps: np.ndarray, device: torch.device, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled embeddings ``(N, 1280)`` and ImageNet logits ``(N, 1000)`` of cached feature maps,
+    from the encoder's own pooling and classifier (no convolutions run again)."""
+    from photobatch.models.encoder import ImageEncoder
+
+    encoder = ImageEncoder(device)
+    encoder.load()
+    pooled, logits = [], []
+    with torch.inference_mode():
+        for lo in range(0, len(maps), chunk):
+            batch = torch.from_numpy(np.asarray(maps[lo : lo + chunk], dtype=np.float32))
+            p, q = encoder.model.classify(batch.to(encoder.device))
+            pooled.append(p.float().cpu().numpy())
+            logits.append(q.float().cpu().numpy())
+    if not pooled:
+        return np.zeros((0, FEATURE_SHAPE[0]), np.float32), np.zeros((0, 1000), np.float32)
+    return np.concatenate(pooled), np.concatenate(logits)

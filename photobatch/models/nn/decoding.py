@@ -118,8 +118,13 @@ def beam_search(
     end: int,
     options: DecodeOptions = DecodeOptions(),
     banned: Sequence[int] = (),
+    photo_banned: Tensor | None = None,
 ) -> list[Hypothesis]:
     """Beam search over all photos' beams as one batch of ``N * beam_size`` sequences.
+
+    ``banned`` ids are forbidden for every photo; ``photo_banned`` ``(N, vocab)`` bool, when
+    given, forbids more words photo by photo (a mask costs one fill a step, where grouping the
+    batch by ban set would split it into several smaller searches).
 
     At each step the best ``2k`` continuations of a photo's ``k`` beams are taken; those among
     the best ``k`` that end in ``<end>`` become finished captions, the best ``k`` others go on.
@@ -144,6 +149,8 @@ def beam_search(
     # The photos still searched, in row order: photo photos[i] owns rows i*k .. i*k+k-1. A done
     # photo leaves the batch, so the last steps run on the few long captions only.
     photos = list(range(n))
+    if photo_banned is not None:
+        photo_banned = photo_banned.to(device=device, dtype=torch.bool)
 
     def norm(length: int) -> float:
         return float(max(length, 1)) ** options.length_penalty
@@ -154,6 +161,8 @@ def beam_search(
         logp, state, alpha = model.step(words, state)
         logp = _constrain(logp, history, end, options, banned)
         vocab = logp.shape[1]
+        if photo_banned is not None:
+            logp = logp.view(m, k, vocab).masked_fill(photo_banned.unsqueeze(1), float("-inf"))
         total = (scores.unsqueeze(2) + logp.view(m, k, vocab)).view(m, k * vocab)
         top_scores, top_ids = total.topk(min(2 * k, k * vocab), dim=1)
         beam_ids = torch.div(top_ids, vocab, rounding_mode="floor")
@@ -201,6 +210,8 @@ def beam_search(
             keep_rows = (kept.unsqueeze(1) * k + torch.arange(k, device=device)).view(-1)
             words, history = words[keep_rows], history[keep_rows]
             attention, state, scores = attention[keep_rows], state.select(keep_rows), scores[kept]
+            if photo_banned is not None:
+                photo_banned = photo_banned[kept]
 
     history_cpu, attention_cpu, scores_cpu = history.cpu(), attention.cpu(), scores.cpu()
     length = history_cpu.shape[1]
