@@ -24,10 +24,10 @@ def figure(output: str, name: str) -> float:
 
 
 def test_evaluate_captioner_reports_the_hallucination_rate_on_everyday_photos(
-    shared: Path, tmp_path: Path
+    research_data: Path, tmp_path: Path
 ) -> None:
-    coco = shared / "data" / "broad" / "coco-dev"
-    data = ["--captions", str(coco / "captions.csv"), "--images", str(coco)]
+    coco = research_data / "broad" / "coco-dev"
+    data = ["--captions", str(coco / "captions.csv"), "--images", str(coco), "--split", "all"]
     data += ["--cache", str(tmp_path / "cache"), "--device", "cpu"]
     code, grounded = run(tmp_path, "evaluate", "captioner", *data)
     assert code == 0, grounded
@@ -41,8 +41,10 @@ def test_evaluate_captioner_reports_the_hallucination_rate_on_everyday_photos(
     assert figure(raw, "CIDEr") < figure(grounded, "CIDEr")
 
 
-def test_evaluate_hashtags_against_human_tags_and_scenes(shared: Path, tmp_path: Path) -> None:
-    scenes = shared / "data" / "broad" / "scenes"
+def test_evaluate_hashtags_against_human_tags_and_scenes(
+    research_data: Path, tmp_path: Path
+) -> None:
+    scenes = research_data / "broad" / "scenes"
     with (scenes / "labels.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
     picked = tmp_path / "labels.csv"
@@ -66,7 +68,7 @@ def test_evaluate_hashtags_against_human_tags_and_scenes(shared: Path, tmp_path:
     tags.write_text("image,tags\nn07873807.jpg,#pizza #Italian #dinner\nn01443537.jpg,goldfish\n")
     code, output = run(
         tmp_path, "evaluate", "hashtags", "--tags", str(tags),
-        "--images", str(shared / "data" / "broad" / "imagenet"), "--device", "cpu",
+        "--images", str(research_data / "broad" / "imagenet"), "--device", "cpu",
     )  # fmt: skip
     assert code == 0, output
     assert figure(output, "hit@5") == 1.0
@@ -79,7 +81,7 @@ def test_train_grounding_names_what_is_missing(tmp_path: Path) -> None:
     assert str(tmp_path / "flickr8k" / "captions.csv") in output
 
 
-def test_search_food_finds_food_photos(shared: Path, tmp_path: Path) -> None:
+def test_search_food_finds_food_photos(research_data: Path, tmp_path: Path) -> None:
     import shutil
 
     library = tmp_path / "photos"
@@ -87,8 +89,8 @@ def test_search_food_finds_food_photos(shared: Path, tmp_path: Path) -> None:
     food = {"pizza.jpg": "n07873807.jpg", "guacamole.jpg": "n07583066.jpg"}
     food["burger.jpg"] = "n07697313.jpg"
     for name, source in food.items():
-        shutil.copy(shared / "data" / "broad" / "imagenet" / source, library / name)
-    kitchen = shared / "data" / "broad" / "coco-dev" / "000000177977.jpg"
+        shutil.copy(research_data / "broad" / "imagenet" / source, library / name)
+    kitchen = research_data / "broad" / "coco-dev" / "000000177977.jpg"
     shutil.copy(kitchen, library / "kitchen.jpg")
     code, output = run(tmp_path, "scan", "--no-sidecars", "--quiet", str(library))
     assert code == 0, output

@@ -23,7 +23,12 @@ def evaluate() -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="A checkpoint from 'train captioner' (default: the config's, else the shipped one).",
 )
-@click.option("--split", default="val", show_default=True, help="Which split to caption.")
+@click.option(
+    "--split",
+    default="val",
+    show_default=True,
+    help="Which split to caption; 'all' for every photo of a test set of its own.",
+)
 @click.option(
     "--raw",
     is_flag=True,

@@ -161,9 +161,6 @@ def train_grounding(
         pooled, logits = classify_features(encode_images(folder, names, cache_dir, dev), dev)
         return Embedded(names, pooled, logits)
 
-    out = output or obj.config.data_dir / "grounding.npz"
-    try:
-        click.echo(train_grounding(data, out, embed))
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from exc
+    out = output or data_home() / "grounding.npz"
+    click.echo(train_grounding(data, out, embed))
     click.echo(f"to use it, set 'grounding: {{model: {out}}}' in the config")

@@ -90,7 +90,9 @@ def evaluate_captioner(
     data = read_captions(captions)
     if splits is not None:
         data.splits = read_splits(splits)
-    if data.splits:
+    if split == "all":  # a test set of its own, such as broad/coco-dev
+        names = data.images()
+    elif data.splits:
         names = data.images(split)
     else:  # the very 5% hold-out that training kept out, not every photo
         train, val = split_images(data, None)

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from photobatch.core.errors import UserError
 from photobatch.models.concepts import CONCEPTS, DOG_NOUNS, PERSON_NOUNS
 
 L2 = 1e-3
@@ -89,10 +90,10 @@ def _read_csv(path: Path, columns: set[str]) -> list[dict[str, str]]:
         with path.open(newline="", encoding="utf-8") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or not columns <= set(reader.fieldnames):
-                raise ValueError(f"{path}: expected a CSV with columns {','.join(sorted(columns))}")
+                raise UserError(f"{path}: expected a CSV with columns {','.join(sorted(columns))}")
             return list(reader)
     except OSError as exc:
-        raise ValueError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise UserError(f"{path}: cannot read: {exc.strerror or exc}") from exc
 
 
 def imagenet_set(folder: Path) -> tuple[list[str], np.ndarray]:
@@ -100,7 +101,7 @@ def imagenet_set(folder: Path) -> tuple[list[str], np.ndarray]:
     rows = _read_csv(folder / "labels.csv", {"image", "synset"})
     synsets = sorted({r["synset"] for r in rows})
     if len(synsets) != 1000:
-        raise ValueError(f"{folder / 'labels.csv'}: expected the 1000 ImageNet-1k synsets")
+        raise UserError(f"{folder / 'labels.csv'}: expected the 1000 ImageNet-1k synsets")
     return [r["image"] for r in rows], np.array([synsets.index(r["synset"]) for r in rows])
 
 
@@ -246,12 +247,12 @@ def train_grounding(data: Path, output: Path, embed: Embed) -> str:
         data / "broad" / "scenes" / "labels.csv",
     ):
         if not required.is_file():
-            raise ValueError(f"{required}: missing (lay --data out like the shared data folder)")
+            raise UserError(f"{required}: missing (lay --data out like the shared data folder)")
     captions = read_captions(flickr_dir / "captions.csv")
     captions.splits = read_splits(flickr_dir / "splits.csv")
     train_names = captions.images("train")
     if not train_names:
-        raise ValueError(f"{flickr_dir / 'splits.csv'}: no train photos")
+        raise UserError(f"{flickr_dir / 'splits.csv'}: no train photos")
     inet_names, inet_classes = imagenet_set(data / "broad" / "imagenet")
     scene_names, scene_labels, held_out = scene_set(data / "broad" / "scenes")
     heads, accuracy = fit_heads(
