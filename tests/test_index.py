@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
-from photobatch.library.index import Index, IndexOpenError
+from photobatch.library.index import Index
+from photobatch.library.sqlite_errors import IndexOpenError
 from photobatch.library.schema import SCHEMA_VERSION
 
 

@@ -8,22 +8,19 @@ read while a scan writes, and every scan batch is one transaction.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import sqlite_utils
 
-from photobatch.core.errors import UserError
-from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, Post, PostMedia
+from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
 from photobatch.core.text import format_hashtags
+from photobatch.library.posts import PostTables
 from photobatch.library.schema import (
     EXPORT_COLUMNS,
     METADATA_COLUMNS,
@@ -32,64 +29,20 @@ from photobatch.library.schema import (
     db_path,
     db_text,
     fs_path,
+    in_chunks,
     now,
+)
+from photobatch.library.sqlite_errors import (
+    IndexOpenError,
+    every_public_method,
+    sqlite_problem,
 )
 
 OUR_TABLES = frozenset({"photos", "analyses", "scans"})  # what every schema version has
-# What SQLite's primary error codes mean for the user.
-SQLITE_ADVICE = {
-    "SQLITE_FULL": "the disk holding the index is full: free some space",
-    "SQLITE_CORRUPT": "the index is damaged: restore a backup, or move it away and scan again",
-    "SQLITE_NOTADB": "not an SQLite database",
-    "SQLITE_READONLY": "the index (or its folder) is read-only",
-    "SQLITE_CANTOPEN": "the index or its folder cannot be opened",
-    "SQLITE_IOERR": "a disk error while using the index",
-}
 
 
-class IndexOpenError(UserError):
-    """The index file cannot be used (newer schema, not a photobatch index, unreadable)."""
-
-
-class IndexFailure(UserError):
-    """SQLite failed while using the index (disk full, damaged pages, read-only folder)."""
-
-
-def _problem(exc: BaseException) -> str:
-    """SQLite's message, preceded by what its error code means for the user when known."""
-    code = "_".join(getattr(exc, "sqlite_errorname", "").split("_")[:2])
-    return f"{SQLITE_ADVICE[code]} ({exc})" if code in SQLITE_ADVICE else str(exc)
-
-
-def _named_sqlite_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` (a generator too) with SQLite's errors raised as an ``IndexFailure``."""
-    if inspect.isgeneratorfunction(method):
-
-        @functools.wraps(method)
-        def generate(self: Index, *args: Any, **kwargs: Any) -> Any:
-            with self._sqlite_errors():
-                yield from method(self, *args, **kwargs)
-
-        return generate
-
-    @functools.wraps(method)
-    def call(self: Index, *args: Any, **kwargs: Any) -> Any:
-        with self._sqlite_errors():
-            return method(self, *args, **kwargs)
-
-    return call
-
-
-def _every_public_method(cls: type) -> type:
-    """Every public method of ``cls`` reports SQLite's errors as one line naming the index."""
-    for name, member in list(vars(cls).items()):
-        if inspect.isfunction(member) and not name.startswith("_"):
-            setattr(cls, name, _named_sqlite_errors(member))
-    return cls
-
-
-@_every_public_method
-class Index:
+@every_public_method
+class Index(PostTables):
     """A photobatch index on disk; open it with ``Index(path)``.
 
     ``create=False`` (the read-only commands) refuses a file that does not exist yet instead of
@@ -105,7 +58,7 @@ class Index:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.db = sqlite_utils.Database(path)
         except (OSError, sqlite3.Error) as exc:
-            raise IndexOpenError(f"{path}: cannot open the index: {_problem(exc)}") from exc
+            raise IndexOpenError(f"{path}: cannot open the index: {sqlite_problem(exc)}") from exc
         try:
             self.db.execute("PRAGMA busy_timeout = 10000")
             self._check_ours()
@@ -114,18 +67,13 @@ class Index:
         except BaseException as exc:
             self.db.close()
             if isinstance(exc, sqlite3.Error):
-                raise IndexOpenError(f"{path}: cannot open the index: {_problem(exc)}") from exc
+                raise IndexOpenError(
+                    f"{path}: cannot open the index: {sqlite_problem(exc)}"
+                ) from exc
             raise
 
     def close(self) -> None:
         self.db.close()
-
-    @contextmanager
-    def _sqlite_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise IndexFailure(f"{self.path}: {_problem(exc)}") from exc
 
     def __enter__(self) -> Index:
         return self
@@ -166,18 +114,6 @@ class Index:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _in_chunks(
-        self, sql: str, values: Sequence[Any], params: Sequence[Any] = ()
-    ) -> list[tuple[Any, ...]]:
-        """Run ``sql``, whose ``IN ({marks})`` takes ``values``, 500 values at a time (SQLite caps
-        the parameters of one statement) after any leading ``params``; every chunk's rows."""
-        rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(values), 500):
-            chunk = list(values[start : start + 500])
-            marks = ",".join("?" * len(chunk))
-            rows += self.db.execute(sql.format(marks=marks), [*params, *chunk]).fetchall()
-        return rows
-
     def known_files(self) -> dict[str, tuple[int, int, str, str | None]]:
         """path -> (size, mtime_ns, status, sha256) for every indexed path: the rescan gate."""
         rows = self.db.execute("SELECT path, size, mtime_ns, status, sha256 FROM photos")
@@ -186,7 +122,7 @@ class Index:
     def analyzed(self, hashes: Iterable[str], models: str) -> set[str]:
         """Which of these content hashes already have results of exactly these model versions."""
         sql = "SELECT sha256 FROM analyses WHERE models = ? AND sha256 IN ({marks})"
-        return {r[0] for r in self._in_chunks(sql, list(set(hashes)), params=[models])}
+        return {r[0] for r in in_chunks(self.db, sql, list(set(hashes)), params=[models])}
 
     def stale_analyses(self, models: str) -> set[str]:
         """Content hashes whose results came from other model versions than ``models``."""
@@ -406,7 +342,9 @@ class Index:
         """Flag paths that are no longer on disk; their rows and results are kept."""
         paths = [db_path(p) for p in paths]
         with self.db.atomic():
-            self._in_chunks("UPDATE photos SET status = 'missing' WHERE path IN ({marks})", paths)
+            in_chunks(
+                self.db, "UPDATE photos SET status = 'missing' WHERE path IN ({marks})", paths
+            )
         return len(paths)
 
     def log_scan(self, started_at: str, roots: list[Path], summary: dict[str, int]) -> None:
@@ -419,108 +357,3 @@ class Index:
                     "summary": json.dumps(summary),
                 }
             )
-
-    # -- posts: the user's own past posts, imported from an Instagram export ----------------------
-
-    def write_posts(self, posts: list[Post]) -> None:
-        """Store imported posts in one transaction; a post seen before is replaced in place.
-
-        Replacing (rather than skipping) lets a newer export correct an older one, while the
-        first ``imported_at`` is kept so a re-import of the same export changes nothing.
-        """
-        stamp = now()
-        post_rows = [
-            {
-                "id": p.id,
-                "taken_at": p.taken_at,
-                "caption": p.caption,
-                "hashtags": json.dumps(p.hashtags, ensure_ascii=False),
-            }
-            for p in posts
-        ]
-        media_rows = [
-            {
-                "post_id": p.id,
-                "position": position,
-                "kind": m.kind,
-                "uri": m.uri,
-                "path": str(m.path) if m.path else None,
-                "sha256": m.sha256,
-                "embedding": m.embedding,
-            }
-            for p in posts
-            for position, m in enumerate(p.media)
-        ]
-        with self.db.atomic():
-            ids = [p.id for p in posts]
-            self._in_chunks("DELETE FROM post_media WHERE post_id IN ({marks})", ids)
-            if post_rows:
-                self.db["posts"].upsert_all(post_rows, pk="id")
-                self.db.execute(
-                    "UPDATE posts SET imported_at = ? WHERE imported_at IS NULL", [stamp]
-                )
-            if media_rows:
-                self.db["post_media"].insert_all(media_rows, pk=("post_id", "position"))
-
-    def posts(self) -> list[Post]:
-        """Every imported post, oldest first, with its media in the post's order."""
-        media: dict[str, list[PostMedia]] = {}
-        for row in self.db.query("SELECT * FROM post_media ORDER BY post_id, position"):
-            media.setdefault(row["post_id"], []).append(
-                PostMedia(
-                    kind=row["kind"],
-                    uri=row["uri"],
-                    path=Path(row["path"]) if row["path"] else None,
-                    sha256=row["sha256"],
-                    embedding=row["embedding"],
-                )
-            )
-        return [
-            Post(
-                id=row["id"],
-                taken_at=row["taken_at"],
-                caption=row["caption"],
-                hashtags=json.loads(row["hashtags"] or "[]"),
-                media=media.get(row["id"], []),
-            )
-            for row in self.db.query("SELECT * FROM posts ORDER BY taken_at, id")
-        ]
-
-    def post_media_files(self) -> set[tuple[Path, str | None]]:
-        """(path, sha256) of every imported photo's copy."""
-        rows = self.db.execute(
-            "SELECT DISTINCT path, sha256 FROM post_media WHERE path IS NOT NULL"
-        )
-        return {(Path(path), sha256) for path, sha256 in rows}
-
-    def repoint_post_media(self, moves: dict[Path, Path]) -> None:
-        """Re-point imported photos' rows to the files' new places, in one transaction."""
-        with self.db.atomic():
-            for old, new in moves.items():
-                self.db.execute(
-                    "UPDATE post_media SET path = ? WHERE path = ?", [str(new), str(old)]
-                )
-
-    def post_ids(self) -> set[str]:
-        return {r[0] for r in self.db.execute("SELECT id FROM posts")}
-
-    def known_embeddings(self, hashes: Iterable[str]) -> dict[str, bytes]:
-        """sha256 -> stored embedding for contents already encoded, as a post photo or a scanned
-        photo: a re-import never runs the encoder again for them."""
-        hashes = list(set(hashes))
-        found: dict[str, bytes] = {}
-        for table in ("analyses", "post_media"):
-            sql = f"SELECT sha256, embedding FROM {table} "
-            sql += "WHERE sha256 IN ({marks}) AND embedding IS NOT NULL"
-            found.update({r[0]: r[1] for r in self._in_chunks(sql, hashes)})
-        return found
-
-    def _post_export_rows(self) -> Iterator[dict[str, Any]]:
-        for post in self.posts():
-            yield {
-                "id": post.id,
-                "taken_at": post.taken_at,
-                "caption": post.caption,
-                "hashtags": format_hashtags(post.hashtags),
-                "media": ";".join(str(m.path) for m in post.media if m.path),
-            }

@@ -7,10 +7,11 @@ N + 1, so an index of any earlier photobatch upgrades itself step by step.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -179,3 +180,16 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
 
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def in_chunks(
+    db: sqlite_utils.Database, sql: str, values: Sequence[Any], params: Sequence[Any] = ()
+) -> list[tuple[Any, ...]]:
+    """Run ``sql``, whose ``IN ({marks})`` takes ``values``, 500 values at a time (SQLite caps
+    the parameters of one statement) after any leading ``params``; every chunk's rows."""
+    rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(values), 500):
+        chunk = list(values[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        rows += db.execute(sql.format(marks=marks), [*params, *chunk]).fetchall()
+    return rows
