@@ -11,8 +11,8 @@ import pytest
 
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
 from photobatch.library.index import Index
-from photobatch.library.sqlite_errors import IndexOpenError
 from photobatch.library.schema import SCHEMA_VERSION
+from photobatch.library.sqlite_errors import IndexOpenError
 
 
 def fill(index: Index, tmp_path: Path) -> None:
