@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from photobatch.core.text import tokenize
 from photobatch.models.base import Model
 
 if TYPE_CHECKING:
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
     from photobatch.core.records import Analysis
     from photobatch.library.index import Index
     from photobatch.models.nn.csmn import CSMN
+    from photobatch.models.prior import HashtagPrior
 
 FILE_NAME = "personalizer.pt"
-FORMAT = 1
+FORMAT = 2
 NO_POSTS = (
     "no imported posts: hashtags are not personalized "
     "(import an Instagram export, then run 'photobatch train personalizer')"
@@ -119,21 +121,146 @@ def one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+# The kNN vote's neighbours and its similarity kernel, chosen on the benchmark users (see
+# ``photobatch.research.personal``): a neighbour weighs exp((cosine - typical) / TAU), where
+# ``typical`` is the user's own mean neighbour similarity, and PSEUDO weight of "no evidence" is
+# added to every vote, so a photo unlike anything the user posted gets small votes.
+K_NEIGHBOURS = 10
+TAU = 0.05
+PSEUDO = 2.0
+CO_SMOOTHING = 2.0  # pseudo-posts of the HARRISON prior behind the user's own co-occurrence
+CO_SEEDS = 5  # candidates (best first) whose co-occurring user tags are looked up
+MIN_PROBABILITY = 0.2
+FEATURES = ("vote", "candidate", "co-occurrence", "csmn", "frequency", "bias")
+# Mix weights for a user whose history gives too few photos with candidates to fit their own:
+# the mean of the weights fitted on the benchmark users.
+DEFAULT_WEIGHTS = (6.0, 4.0, 2.0, 2.0, 1.0, -4.0)
+
+
+@dataclass
+class Memory:
+    """The user's past posts as the ranking and the drafts read them: unit photo vectors, tags,
+    post text (hashtags and mentions removed, emoji kept)."""
+
+    bank: np.ndarray  # (N, 1280) float32, rows of length 1
+    tags: list[tuple[str, ...]]
+    texts: list[str]
+    typical: float = 0.0  # mean cosine of a past photo to its K_NEIGHBOURS nearest others
+
+    def __post_init__(self) -> None:
+        self.frequency = {t: n / len(self.tags) for t, n in _counts(self.tags).items()}
+        self.pairs: dict[str, dict[str, int]] = {}
+        for tags in self.tags:
+            for c in tags:
+                row = self.pairs.setdefault(c, {})
+                for t in tags:
+                    row[t] = row.get(t, 0) + 1
+
+    @classmethod
+    def build(
+        cls, vectors: Sequence[np.ndarray], tags: Sequence[Sequence[str]], texts: Sequence[str]
+    ) -> Memory:
+        bank = unit(np.stack(vectors).astype(np.float32))
+        sims = bank @ bank.T
+        np.fill_diagonal(sims, -np.inf)
+        k = min(K_NEIGHBOURS, len(bank) - 1)
+        typical = float(np.sort(sims, axis=1)[:, ::-1][:, :k].mean()) if k > 0 else 0.0
+        return cls(bank, [tuple(t) for t in tags], list(texts), typical)
+
+    def neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the nearest past photos (best first) and their kernel weights."""
+        sims = self.bank @ unit(vector)
+        order = np.argsort(-sims, kind="stable")[:K_NEIGHBOURS]
+        return order, np.exp((sims[order] - self.typical) / TAU)
+
+    def vote(self, vector: np.ndarray) -> tuple[dict[str, float], float]:
+        """Similarity-weighted share of the nearest past photos that carry each tag, and how
+        familiar the photo is (0: unlike any past photo, towards 1: like many)."""
+        order, weights = self.neighbours(vector)
+        total = float(weights.sum()) + PSEUDO
+        votes: dict[str, float] = {}
+        for i, w in zip(order, weights, strict=True):
+            for t in self.tags[int(i)]:
+                votes[t] = votes.get(t, 0.0) + float(w) / total
+        return votes, 1 - PSEUDO / total
+
+    def co_occurrence(self, candidates: Sequence[str]) -> dict[str, float]:
+        """P(user tag | content tag) over the best candidates, weighted by rank: the user's own
+        counts, backed off to HARRISON's association (cosine of the prior's vectors)."""
+        from photobatch.models.prior import default_prior
+
+        prior = default_prior()
+        seeds = list(dict.fromkeys(candidates))[:CO_SEEDS]
+        norm = sum(1 / (1 + r) for r in range(len(seeds))) or 1.0
+        scores: dict[str, float] = {}
+        for rank, c in enumerate(seeds):
+            row = self.pairs.get(c, {})
+            n_c = row.get(c, 0)
+            for t in self.frequency:
+                if t == c:
+                    continue
+                backoff = _association(prior, c, t)
+                p = (row.get(t, 0) + CO_SMOOTHING * backoff) / (n_c + CO_SMOOTHING)
+                if p > 0:
+                    scores[t] = scores.get(t, 0.0) + p / (1 + rank) / norm
+        return scores
+
+    def state(self) -> dict[str, object]:
+        import torch
+
+        return {
+            "bank": torch.from_numpy(self.bank.astype(np.float16)),
+            "tags": [list(t) for t in self.tags],
+            "texts": self.texts,
+            "typical": self.typical,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Memory:
+        bank = state["bank"].numpy().astype(np.float32)
+        return cls(
+            bank, [tuple(t) for t in state["tags"]], list(state["texts"]), float(state["typical"])
+        )
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """``x`` (a vector or rows) scaled to length 1."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-8)
+
+
+def _counts(tag_lists: Sequence[Sequence[str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for tags in tag_lists:
+        for t in set(tags):
+            counts[t] = counts.get(t, 0) + 1
+    return counts
+
+
+def _association(prior: HashtagPrior, c: str, t: str) -> float:
+    """HARRISON's association of two tags: their cosine, floored at 0 (0 when either is unknown)."""
+    i, j = prior.index_of(c), prior.index_of(t)
+    if i is None or j is None:
+        return 0.0
+    return max(0.0, float(prior.vectors[i] @ prior.vectors[j]))
+
+
 class Personalizer:
-    """Trained heads for one user; ``load`` then ``rerank`` / ``draft_post``."""
+    """A user's trained ranking: the CSMN head, the memory of past posts and the mix weights;
+    ``load`` then ``rerank`` / ``draft_post``."""
 
     def __init__(
         self,
         tags: Head,
-        draft: Head | None,
+        memory: Memory,
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
         summary: str = "",
-        candidate_weight: float = 0.5,
         beam_size: int = 3,
     ) -> None:
         self.tags = tags
-        self.draft = draft
+        self.memory = memory
+        self.weights = np.asarray(weights, dtype=np.float64)
         self.summary = summary
-        self.candidate_weight = candidate_weight
         self.beam_size = beam_size
 
     @classmethod
@@ -143,8 +270,12 @@ class Personalizer:
         state = torch.load(Path(path), map_location="cpu", weights_only=True)
         if state.get("format") != FORMAT:
             raise ValueError(f"{path}: unsupported personalizer format {state.get('format')!r}")
-        draft = Head.from_state(state["draft"]) if state.get("draft") else None
-        return cls(Head.from_state(state["tags"]), draft, str(state.get("summary", "")))
+        return cls(
+            Head.from_state(state["tags"]),
+            Memory.from_state(state["memory"]),
+            list(state["weights"]),
+            str(state.get("summary", "")),
+        )
 
     def save(self, path: Path) -> None:
         import torch
@@ -152,7 +283,8 @@ class Personalizer:
         state = {
             "format": FORMAT,
             "tags": self.tags.state(),
-            "draft": self.draft.state() if self.draft else {},
+            "memory": self.memory.state(),
+            "weights": self.weights.tolist(),
             "summary": self.summary,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,23 +311,60 @@ class Personalizer:
         scores = {tokens[i]: hit[i] for i in range(len(SPECIALS), len(tokens))}
         return generated, scores
 
-    def rerank(self, embedding: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
-        """Best-first tags from the pipeline's ``candidates`` and the head's own tags."""
-        generated, scores = self.tag_scores(embedding)
-        total = {t: scores.get(t, 0.0) for t in generated}
-        for rank, tag in enumerate(dict.fromkeys(candidates)):
-            total[tag] = scores.get(tag, 0.0) + self.candidate_weight / (1 + rank)
-        for tag, s in scores.items():
-            total.setdefault(tag, s)
-        return sorted(total, key=lambda t: (-total[t], t))[:k]
+    def features(
+        self, embedding: np.ndarray, candidates: Sequence[str]
+    ) -> tuple[list[str], np.ndarray]:
+        """The tags in play (candidates, the user's tags) and their ``FEATURES`` rows.
 
-    def draft_post(self, embedding: np.ndarray) -> str:
-        """A short caption in the user's words ("" when no captions were imported)."""
-        if self.draft is None:
-            return ""
-        tokens = self.draft.decode(embedding, self.beam_size, unique=False)[0]
-        text = " ".join(tokens)
-        return text[:1].upper() + text[1:] + "." if text else ""
+        The head's and the frequency's scores are scaled by how familiar the photo is, so a
+        habit learnt on dogs stays on dogs, while the vote and the co-occurrence follow the
+        photo and its candidates by construction."""
+        votes, familiar = self.memory.vote(embedding)
+        _, head = self.tag_scores(embedding)
+        co = self.memory.co_occurrence(candidates)
+        ranks = {t: r for r, t in reversed(list(enumerate(dict.fromkeys(candidates))))}
+        tags = list(dict.fromkeys([*ranks, *self.memory.frequency]))
+        rows = [
+            (
+                votes.get(t, 0.0),
+                1 / (1 + ranks[t]) if t in ranks else 0.0,
+                co.get(t, 0.0),
+                familiar * head.get(t, 0.0),
+                familiar * self.memory.frequency.get(t, 0.0),
+                1.0,
+            )
+            for t in tags
+        ]
+        return tags, np.array(rows, dtype=np.float64).reshape(len(tags), len(FEATURES))
+
+    def rerank(self, embedding: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
+        """Best-first tags: the pipeline's ``candidates`` and the user's own tags, mixed; a tag
+        of the user's that is not a candidate needs a fitted probability of ``MIN_PROBABILITY``
+        to take a candidate's place, so content tags fill what the user has no habit for."""
+        tags, x = self.features(embedding, candidates)
+        score = x @ self.weights
+        floor = np.log(MIN_PROBABILITY / (1 - MIN_PROBABILITY))
+        offered = set(candidates)
+        order = sorted(
+            range(len(tags)),
+            key=lambda i: (tags[i] not in offered and score[i] < floor, -score[i], tags[i]),
+        )
+        return [tags[i] for i in order[:k]]
+
+    def draft_post(self, embedding: np.ndarray, candidates: Sequence[str] = ()) -> str | None:
+        """The user's own text of the most similar past photo that is at least as close as the
+        user's typical neighbour, preferring one that mentions a candidate; None if none is."""
+        sims = self.memory.bank @ unit(embedding)
+        mentions = set(candidates)
+        best: tuple[int, float, str] | None = None
+        for i in np.argsort(-sims, kind="stable")[:K_NEIGHBOURS]:
+            text = self.memory.texts[int(i)]
+            if not text or sims[i] < self.memory.typical:
+                continue
+            hits = len(mentions & set(tokenize(text)))
+            if best is None or (hits, sims[i]) > best[:2]:
+                best = (hits, float(sims[i]), text)
+        return best[2] if best else None
 
 
 class PersonalHead(Model):
@@ -231,7 +400,7 @@ class PersonalHead(Model):
         tags, draft = list(candidates)[:k], None
         if head is not None and embedding is not None:
             vector = np.frombuffer(embedding, dtype="<f2").astype(np.float32)
-            tags, draft = head.rerank(vector, candidates, k), head.draft_post(vector) or None
+            tags, draft = head.rerank(vector, candidates, k), head.draft_post(vector, candidates)
         ranked_by = self._loaded_version if head is not None else None
         return replace(analysis, hashtags=tags, post_text=draft, personalized_by=ranked_by)
 
