@@ -130,11 +130,12 @@ TAU = 0.05
 PSEUDO = 2.0
 CO_SMOOTHING = 2.0  # pseudo-posts of the HARRISON prior behind the user's own co-occurrence
 CO_SEEDS = 5  # candidates (best first) whose co-occurring user tags are looked up
-MIN_PROBABILITY = 0.2
-FEATURES = ("vote", "candidate", "co-occurrence", "csmn", "frequency", "bias")
+ANCHOR_SHARE = 0.5
+MIN_ANCHORED = 3  # posts with a tag before its anchors are trusted
+FEATURES = ("vote", "candidate", "co-occurrence", "csmn", "bias")
 # Mix weights for a user whose history gives too few photos with candidates to fit their own:
 # the mean of the weights fitted on the benchmark users.
-DEFAULT_WEIGHTS = (6.0, 4.0, 2.0, 2.0, 1.0, -4.0)
+DEFAULT_WEIGHTS = (3.5, 3.7, 7.9, 1.4, -4.9)
 
 
 @dataclass
@@ -145,27 +146,43 @@ class Memory:
     bank: np.ndarray  # (N, 1280) float32, rows of length 1
     tags: list[tuple[str, ...]]
     texts: list[str]
+    content: list[tuple[str, ...]]  # what each photo shows: its candidates, else its hashtags
     typical: float = 0.0  # mean cosine of a past photo to its K_NEIGHBOURS nearest others
 
     def __post_init__(self) -> None:
         self.frequency = {t: n / len(self.tags) for t, n in _counts(self.tags).items()}
+        self.shown = _counts(self.content)
         self.pairs: dict[str, dict[str, int]] = {}
-        for tags in self.tags:
-            for c in tags:
+        for content, tags in zip(self.content, self.tags, strict=True):
+            for c in set(content):
                 row = self.pairs.setdefault(c, {})
-                for t in tags:
+                for t in set(tags):
                     row[t] = row.get(t, 0) + 1
+        # A tag's anchors: what the photos it was posted on (nearly) always show. A tag with
+        # anchors follows content (#goodboy: a dog); one without is a signature (#travelgram).
+        used = _counts(self.tags)
+        self.anchors: dict[str, set[str]] = {}
+        for c, row in self.pairs.items():
+            for t, n in row.items():
+                if used[t] >= MIN_ANCHORED and n >= ANCHOR_SHARE * used[t] and c != t:
+                    self.anchors.setdefault(t, set()).add(c)
 
     @classmethod
     def build(
-        cls, vectors: Sequence[np.ndarray], tags: Sequence[Sequence[str]], texts: Sequence[str]
+        cls,
+        vectors: Sequence[np.ndarray],
+        tags: Sequence[Sequence[str]],
+        texts: Sequence[str],
+        content: Sequence[Sequence[str]],
     ) -> Memory:
         bank = unit(np.stack(vectors).astype(np.float32))
         sims = bank @ bank.T
         np.fill_diagonal(sims, -np.inf)
         k = min(K_NEIGHBOURS, len(bank) - 1)
         typical = float(np.sort(sims, axis=1)[:, ::-1][:, :k].mean()) if k > 0 else 0.0
-        return cls(bank, [tuple(t) for t in tags], list(texts), typical)
+        return cls(
+            bank, [tuple(t) for t in tags], list(texts), [tuple(c) for c in content], typical
+        )
 
     def neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Indices of the nearest past photos (best first) and their kernel weights."""
@@ -194,11 +211,8 @@ class Memory:
         norm = sum(1 / (1 + r) for r in range(len(seeds))) or 1.0
         scores: dict[str, float] = {}
         for rank, c in enumerate(seeds):
-            row = self.pairs.get(c, {})
-            n_c = row.get(c, 0)
+            row, n_c = self.pairs.get(c, {}), self.shown.get(c, 0)
             for t in self.frequency:
-                if t == c:
-                    continue
                 backoff = _association(prior, c, t)
                 p = (row.get(t, 0) + CO_SMOOTHING * backoff) / (n_c + CO_SMOOTHING)
                 if p > 0:
@@ -212,15 +226,16 @@ class Memory:
             "bank": torch.from_numpy(self.bank.astype(np.float16)),
             "tags": [list(t) for t in self.tags],
             "texts": self.texts,
+            "content": [list(c) for c in self.content],
             "typical": self.typical,
         }
 
     @classmethod
     def from_state(cls, state: dict) -> Memory:
         bank = state["bank"].numpy().astype(np.float32)
-        return cls(
-            bank, [tuple(t) for t in state["tags"]], list(state["texts"]), float(state["typical"])
-        )
+        tags = [tuple(t) for t in state["tags"]]
+        content = [tuple(c) for c in state["content"]]
+        return cls(bank, tags, list(state["texts"]), content, float(state["typical"]))
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -330,7 +345,6 @@ class Personalizer:
                 1 / (1 + ranks[t]) if t in ranks else 0.0,
                 co.get(t, 0.0),
                 familiar * head.get(t, 0.0),
-                familiar * self.memory.frequency.get(t, 0.0),
                 1.0,
             )
             for t in tags
@@ -338,17 +352,19 @@ class Personalizer:
         return tags, np.array(rows, dtype=np.float64).reshape(len(tags), len(FEATURES))
 
     def rerank(self, embedding: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
-        """Best-first tags: the pipeline's ``candidates`` and the user's own tags, mixed; a tag
-        of the user's that is not a candidate needs a fitted probability of ``MIN_PROBABILITY``
-        to take a candidate's place, so content tags fill what the user has no habit for."""
+        """Best-first tags: the pipeline's ``candidates`` and the user's own tags, mixed. A tag
+        that follows content (it has anchors) ranks below every candidate when none of its
+        anchors is among them: #goodboy stays on dogs, content tags fill the other photos."""
         tags, x = self.features(embedding, candidates)
         score = x @ self.weights
-        floor = np.log(MIN_PROBABILITY / (1 - MIN_PROBABILITY))
         offered = set(candidates)
-        order = sorted(
-            range(len(tags)),
-            key=lambda i: (tags[i] not in offered and score[i] < floor, -score[i], tags[i]),
-        )
+        anchors = self.memory.anchors
+
+        def off_topic(i: int) -> bool:
+            t = tags[i]
+            return t not in offered and t in anchors and not anchors[t] & offered
+
+        order = sorted(range(len(tags)), key=lambda i: (off_topic(i), -score[i], tags[i]))
         return [tags[i] for i in order[:k]]
 
     def draft_post(self, embedding: np.ndarray, candidates: Sequence[str] = ()) -> str | None:

@@ -187,10 +187,12 @@ def train_on_posts(
 
 
 def memory_of(posts: Sequence[HistoryPost]) -> Memory:
+    """The ranking's memory of ``posts``; a photo no scan has seen shows what its tags say."""
     return Memory.build(
         [p.embedding for p in posts],
         [p.hashtags for p in posts],
         [draft_text(p.caption) for p in posts],
+        [p.candidates or p.hashtags for p in posts],
     )
 
 
