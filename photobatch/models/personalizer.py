@@ -354,15 +354,16 @@ class Personalizer:
     def rerank(self, embedding: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
         """Best-first tags: the pipeline's ``candidates`` and the user's own tags, mixed. A tag
         that follows content (it has anchors) ranks below every candidate when none of its
-        anchors is among them: #goodboy stays on dogs, content tags fill the other photos."""
+        anchors is among the best ``CO_SEEDS`` candidates (what the photo shows): #goodboy stays
+        on dogs, content tags fill the other photos."""
         tags, x = self.features(embedding, candidates)
         score = x @ self.weights
-        offered = set(candidates)
+        offered, shown = set(candidates), set(list(dict.fromkeys(candidates))[:CO_SEEDS])
         anchors = self.memory.anchors
 
         def off_topic(i: int) -> bool:
             t = tags[i]
-            return t not in offered and t in anchors and not anchors[t] & offered
+            return t not in offered and t in anchors and not anchors[t] & shown
 
         order = sorted(range(len(tags)), key=lambda i: (off_topic(i), -score[i], tags[i]))
         return [tags[i] for i in order[:k]]
