@@ -1,16 +1,28 @@
-"""Personalized hashtags and post drafts from the user's imported Instagram history (CSMN head).
+"""Personalized hashtags and post drafts from the user's imported Instagram history.
 
-Lifecycle: ``photobatch.training.personalizer`` fits two CSMN heads on the user's imported posts
-(hashtags, and post text for the draft) and saves them with the index as ``personalizer.pt``
-(plain tensors, lists and numbers, so ``torch.load(weights_only=True)`` reads it); at scan time
-``PersonalHead`` (a ``photobatch.models.base.Model``) loads it lazily and re-ranks a photo's
-pipeline hashtags with ``Personalizer.rerank`` (best first) and ``draft_post``. Importing this
-module does not import torch, so a scan can check which head ranked its photos for free.
+Lifecycle: ``photobatch.training.personalizer`` fits the ranking on the user's imported posts and
+saves it with the index as ``personalizer.pt`` (plain tensors, lists and numbers, so
+``torch.load(weights_only=True)`` reads it); at scan time ``PersonalHead`` (a
+``photobatch.models.base.Model``) loads it lazily and re-ranks a photo's pipeline candidates with
+``Personalizer.rerank`` (best first) and ``draft_post``. Importing this module does not import
+torch, so a scan can check which head ranked its photos for free.
 
-Reranking: the head decodes its own tags (beam search, no duplicates) and scores every tag of its
-vocabulary by the noisy-or of its probability over the decoding steps; each pipeline candidate
-adds ``candidate_weight / (1 + rank)``, so the pipeline's content tags survive where the user has
-no history for them, and the user's habits and signature tags rise where the head knows them.
+Ranking: every tag in play (the pipeline's candidates and the user's own tags) gets features that
+condition on the photo, and a logistic-regression mix fitted on the user's latest posts scores it:
+
+* ``vote``: the user's ``K_NEIGHBOURS`` most similar past photos vote for their tags, weighted by
+  a kernel on cosine similarity relative to the user's typical neighbour (MACON's user-habit
+  memory), with a pseudo-weight of "no evidence" so photos unlike the history get small votes;
+* ``candidate``: 1 / (1 + rank) among the pipeline's candidates;
+* ``co-occurrence``: P(user tag | content tag) from what the past photos showed (their stored
+  candidates, else their tags) to what the user posted, backed off to HARRISON (InstaHash);
+* ``csmn``: the CSMN head's noisy-or probability of emitting the tag, times the photo's
+  familiarity (the vote's evidence share).
+
+A tag that follows content (``Memory.anchors``: what the photos it was posted on nearly always
+show, #goodboy -> dog) ranks below every candidate on a photo that does not show it; signature
+tags have no anchors and stay on everything. Drafts are the user's own text of the most similar
+past photo that is at least as close as their typical neighbour, emoji kept, else None.
 """
 
 from __future__ import annotations
