@@ -16,6 +16,7 @@ from photobatch.models.personalizer import (
     Personalizer,
     personalizer_status,
 )
+from photobatch.research.personal import SHIPPED
 from photobatch.research.personal_users import HOLDOUT, generate_users
 from photobatch.training.personalizer import (
     HistoryPost,
@@ -26,7 +27,7 @@ from photobatch.training.personalizer import (
 
 PROTOTYPES = np.random.default_rng(7).uniform(0, 2, size=(3, 1280)).astype(np.float32)
 CONTENT = ("beach", "city", "food")
-FAST = TrainSettings(epochs=40, batch_size=16, seed=0, draft=False)
+FAST = TrainSettings(epochs=40, batch_size=16, seed=0)
 
 
 def _photo(kind: int, rng: np.random.Generator) -> np.ndarray:
@@ -126,9 +127,9 @@ def test_benchmark_users_are_deterministic_and_disjoint(research_data: Path) -> 
 def test_benchmark_table_runs(research_data: Path, tmp_path: Path) -> None:
     from photobatch.research.personal import run_benchmark
 
-    table = run_benchmark(research_data, tmp_path, n_users=1, posts_per_user=60)
-    assert "CSMN (personalized) + rerank" in table
-    assert "all posts, hashtags and post text: personalizer: 60 posts" in table.splitlines()[-1]
+    table = run_benchmark(research_data, tmp_path, n_users=1, histories=(40,), topic_history=40)
+    assert SHIPPED in table and "kNN vote" in table and "Single-topic user (40 posts" in table
+    assert "Training time, holdout user, 40 posts: personalizer: 40 posts" in table.splitlines()[-1]
 
 
 def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
         assert (tmp_path / FILE_NAME).is_file() and "40 posts" in summary
         assert "trained" in personalizer_status(index, tmp_path / FILE_NAME)
         table = evaluate_personalizer(index, settings=settings)
-    assert "| CSMN (personalized) + rerank |" in table and "latest 8 test" in table
+    assert f"| {SHIPPED} |" in table and "latest 8 test" in table
 
 
 def test_evaluation_compares_against_the_tags_before_personalization(tmp_path: Path) -> None:
@@ -174,3 +175,95 @@ def test_training_progress_bars_stay_out_of_a_log(capfd: pytest.CaptureFixture[s
     """stderr captured here is a file, as under cron: no bar may end up in it."""
     train_on_posts(_user("beach", 1), _idf, TrainSettings(epochs=2, batch_size=8), progress=True)
     assert "personalizer:" not in capfd.readouterr().err
+
+
+# -- real photos: habits follow the photo, the vote, the drafts -----------------------------------
+
+
+@pytest.fixture(scope="module")
+def dog_lover(research_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The benchmark's single-topic user on real photos: 60 dog posts with #goodboy..., 10 new
+    dog photos, and 6 ImageNet food photos, each with the pipeline's candidates."""
+    from photobatch.library.imaging import load_image, to_tensor
+    from photobatch.models.encoder import image_encoder
+    from photobatch.models.hashtags import suggest_hashtags
+    from photobatch.models.prior import default_prior
+    from photobatch.research.personal import bench_posts
+    from photobatch.research.personal_users import TOPIC_USER, photo_features
+
+    prior = default_prior()
+    user = next(
+        u
+        for u in generate_users(research_data, 0, 10, seed=0, topic_posts=70)
+        if u.name == TOPIC_USER
+    )
+    names = [p.image for p in user.posts]
+    cache = tmp_path_factory.mktemp("features")
+    pooled, labels = photo_features(research_data / "flickr8k" / "images", names, cache)
+    features = dict(zip(names, zip(pooled, labels, strict=True), strict=True))
+    posts = bench_posts(
+        user.posts,
+        {n: v for n, (v, _) in features.items()},
+        lambda p: suggest_hashtags(p.pipeline_caption, features[p.image][1], prior),
+    )
+    food_dir = research_data / "broad" / "imagenet"
+    files = ["n07693725.jpg", "n07697313.jpg", "n07697537.jpg", "n07873807.jpg", "n07880968.jpg"]
+    encoder = image_encoder("cpu")
+    out = encoder.encode(torch.stack([to_tensor(load_image(food_dir / f)) for f in files]))
+    food = [
+        (vector, suggest_hashtags(None, lab, prior))
+        for vector, lab in zip(out.pooled.numpy(), encoder.labels(out.logits, 5), strict=True)
+    ]
+    head = train_on_posts(posts[:60], _idf, TrainSettings(epochs=10, batch_size=16))
+    return {"head": head, "dogs": posts[60:], "food": food}
+
+
+def test_a_dog_habit_stays_on_dog_photos(dog_lover: dict) -> None:
+    head, topic = dog_lover["head"], {"goodboy", "dogmom", "biscuitthedog"}
+    on_dogs = [set(head.rerank(p.embedding, p.candidates, 5)) & topic for p in dog_lover["dogs"]]
+    assert sum(map(bool, on_dogs)) >= 7
+    for vector, candidates in dog_lover["food"]:
+        ranked = head.rerank(vector, candidates, 5)
+        assert not set(ranked) & topic, (candidates, ranked)
+        assert set(candidates[:2]) <= set(ranked[:3]), (candidates, ranked)
+
+
+def test_drafts_follow_the_photo_keep_emoji_and_may_be_none(dog_lover: dict) -> None:
+    head = dog_lover["head"]
+    drafts = [head.draft_post(p.embedding, p.candidates) for p in dog_lover["dogs"]]
+    written = [d for d in drafts if d]
+    assert len(written) >= 5 and max(map(written.count, written)) <= 2
+    assert all(d in head.memory.texts for d in written)
+    rng = np.random.default_rng(0)
+    posts = [
+        HistoryPost(f"2020-01-{i:02d}", f"Sunset swim 🌊🐚 #surf @{i}", ("surf",), _photo(0, rng))
+        for i in range(12)
+    ]
+    surfer = train_on_posts(posts, _idf, TrainSettings(epochs=1))
+    assert surfer.draft_post(posts[0].embedding) == "Sunset swim 🌊🐚"
+    assert surfer.draft_post(_photo(2, rng)) is None
+
+
+def test_the_vote_of_similar_photos_beats_the_users_frequent_tags(
+    research_data: Path, tmp_path: Path
+) -> None:
+    """On a benchmark user with 100 past posts, the kNN vote (the bar the ranking must clear)
+    beats the user's five most frequent tags on the next 30 posts."""
+    from collections import Counter
+
+    from photobatch.research.personal import knn_vote, prf
+    from photobatch.research.personal_users import photo_features
+
+    user = generate_users(research_data, 1, 130, seed=0)[0]
+    posts = sorted(user.posts, key=lambda p: p.taken_at)
+    names = [p.image for p in posts]
+    pooled, _ = photo_features(research_data / "flickr8k" / "images", names, tmp_path)
+    history = [
+        HistoryPost(p.taken_at, "", p.hashtags, v) for p, v in zip(posts, pooled, strict=True)
+    ]
+    train, test = history[:100], history[100:]
+    counts = Counter(t for p in train for t in p.hashtags)
+    frequent = sorted(counts, key=lambda t: (-counts[t], t))[:5]
+    vote = np.mean([prf(knn_vote(train, p.embedding), p.hashtags, 5)[2] for p in test])
+    freq = np.mean([prf(frequent, p.hashtags, 5)[2] for p in test])
+    assert vote > freq + 0.03, (vote, freq)

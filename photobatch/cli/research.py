@@ -132,11 +132,12 @@ def evaluate_hashtags(
 )
 @click.option(
     "--posts",
-    "posts_per_user",
-    type=click.IntRange(min=10),
-    default=250,
+    "histories",
+    type=click.IntRange(min=20),
+    multiple=True,
+    default=(50, 160, 500, 1000),
     show_default=True,
-    help="With --benchmark: posts per user.",
+    help="With --benchmark: history sizes (past posts per user) to train on; repeatable.",
 )
 @pass_context
 def evaluate_personalizer(
@@ -145,13 +146,14 @@ def evaluate_personalizer(
     benchmark: bool,
     cache: Path | None,
     users: int,
-    posts_per_user: int,
+    histories: tuple[int, ...],
 ) -> None:
     """P/R/F1@K of personal hashtags against baselines, on your latest 20% of posts.
 
-    Trains on the earlier 80% of the imported posts (by time) and compares the personal head
+    Trains on the earlier 80% of the imported posts (by time) and compares the personal ranking
     with the non-personalized pipeline, your K most frequent tags, the tags of the most similar
-    earlier photo (1NN), and the head without its user-context memory.
+    earlier photo (1NN), your top-2 tags + the pipeline's, a similarity-weighted vote of your 10
+    most similar earlier photos, and the CSMN head generating alone.
     """
     from photobatch.models.stack import model_set
     from photobatch.research.data import research_data
@@ -161,9 +163,7 @@ def evaluate_personalizer(
         from photobatch.core.config import data_home
 
         cache = cache or data_home() / "benchmark-cache"  # beside the feature cache: shared
-        click.echo(
-            run_benchmark(research_data(), cache, n_users=users, posts_per_user=posts_per_user)
-        )
+        click.echo(run_benchmark(research_data(), cache, n_users=users, histories=histories))
         return
 
     with obj.index(create=False) as index:

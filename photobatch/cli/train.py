@@ -41,9 +41,9 @@ def train() -> None:
 def train_personalizer(obj: Context) -> None:
     """Learn your hashtag habits from the imported Instagram posts.
 
-    The head is stored in the index's own folder (index.db -> index.db.personal/); the next
-    scan re-ranks every photo's hashtags with it and drafts a post text in your voice. Without
-    imported posts, hashtags stay generic.
+    The ranking is stored in the index's own folder (index.db -> index.db.personal/); the next
+    scan re-ranks every photo's hashtags with it and drafts a post from your own text of your
+    most similar earlier photo. Without imported posts, hashtags stay generic.
     """
     from photobatch.training.personalizer import train_personalizer
 

@@ -1,10 +1,11 @@
 """How photobatch reads words out of captions: tokens, hashtags, profile terms, stopwords.
 
-Two readings, for two jobs. :func:`tokenize` (and :func:`post_words`) keep every token in order,
-lower-case ASCII letters and digits, because sequence models generate them: the captioner's
-vocabulary and its metrics, the personal post-text head. :func:`caption_terms` is a set of
+Three readings, for three jobs. :func:`tokenize` keeps every token in order, lower-case ASCII
+letters and digits, because sequence models generate them: the captioner's vocabulary and its
+metrics. :func:`draft_text` keeps a post's text as the user wrote it, emoji included, for the
+personal post drafts. :func:`caption_terms` is a set of
 distinctive terms of any script (stopwords, numbers, @mentions and URLs dropped), because the
-user's profile (:func:`tfidf_profile`) ranks them. Both are used by the Instagram import, the
+user's profile (:func:`tfidf_profile`) ranks them. They are used by the Instagram import, the
 profile, training and every evaluation alike.
 """
 
@@ -35,9 +36,10 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
-def post_words(caption: str) -> list[str]:
-    """The words of a post's text, as :func:`tokenize` reads them, hashtags and mentions removed."""
-    return tokenize(_HASHTAG_OR_MENTION.sub(" ", caption.lower()))
+def draft_text(caption: str) -> str:
+    """A post's text as a draft reuses it: hashtags and mentions removed, emoji and
+    punctuation kept, spaces collapsed."""
+    return " ".join(_HASHTAG_OR_MENTION.sub(" ", caption).split())
 
 
 def _is_word_char(ch: str) -> bool:

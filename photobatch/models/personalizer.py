@@ -1,20 +1,33 @@
-"""Personalized hashtags and post drafts from the user's imported Instagram history (CSMN head).
+"""Personalized hashtags and post drafts from the user's imported Instagram history.
 
-Lifecycle: ``photobatch.training.personalizer`` fits two CSMN heads on the user's imported posts
-(hashtags, and post text for the draft) and saves them with the index as ``personalizer.pt``
-(plain tensors, lists and numbers, so ``torch.load(weights_only=True)`` reads it); at scan time
-``PersonalHead`` (a ``photobatch.models.base.Model``) loads it lazily and re-ranks a photo's
-pipeline hashtags with ``Personalizer.rerank`` (best first) and ``draft_post``. Importing this
-module does not import torch, so a scan can check which head ranked its photos for free.
+Lifecycle: ``photobatch.training.personalizer`` fits the ranking on the user's imported posts and
+saves it with the index as ``personalizer.pt`` (plain tensors, lists and numbers, so
+``torch.load(weights_only=True)`` reads it); at scan time ``PersonalHead`` (a
+``photobatch.models.base.Model``) loads it lazily and re-ranks a photo's pipeline candidates with
+``Personalizer.rerank`` (best first) and ``draft_post``. Importing this module does not import
+torch, so a scan can check which head ranked its photos for free.
 
-Reranking: the head decodes its own tags (beam search, no duplicates) and scores every tag of its
-vocabulary by the noisy-or of its probability over the decoding steps; each pipeline candidate
-adds ``candidate_weight / (1 + rank)``, so the pipeline's content tags survive where the user has
-no history for them, and the user's habits and signature tags rise where the head knows them.
+Ranking: every tag in play (the pipeline's candidates and the user's own tags) gets features that
+condition on the photo, and a logistic-regression mix fitted on the user's latest posts scores it:
+
+* ``vote``: the user's ``K_NEIGHBOURS`` most similar past photos vote for their tags, weighted by
+  a kernel on cosine similarity relative to the user's typical neighbour (MACON's user-habit
+  memory), with a pseudo-weight of "no evidence" so photos unlike the history get small votes;
+* ``candidate``: 1 / (1 + rank) among the pipeline's candidates;
+* ``co-occurrence``: P(user tag | content tag) from what the past photos showed (their stored
+  candidates, else their tags) to what the user posted, backed off to HARRISON (InstaHash);
+* ``csmn``: the CSMN head's noisy-or probability of emitting the tag, times the photo's
+  familiarity (the vote's evidence share).
+
+A tag that follows content (``Memory.anchors``: what the photos it was posted on nearly always
+show, #goodboy -> dog) ranks below every candidate on a photo that does not show it; signature
+tags have no anchors and stay on everything. Drafts are the user's own text of the most similar
+past photo that is at least as close as their typical neighbour, emoji kept, else None.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -24,6 +37,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photobatch.core.errors import UserError
+from photobatch.core.text import tokenize
 from photobatch.models.base import Model
 
 if TYPE_CHECKING:
@@ -32,9 +46,12 @@ if TYPE_CHECKING:
     from photobatch.core.records import Analysis
     from photobatch.library.index import Index
     from photobatch.models.nn.csmn import CSMN
+    from photobatch.models.prior import HashtagPrior
 
 FILE_NAME = "personalizer.pt"
-FORMAT = 1
+# Below this many posts with hashtags no tag repeats often enough to tell a habit from a one-off.
+MIN_TAGGED_POSTS = 10
+FORMAT = 2
 NO_POSTS = (
     "no imported posts: hashtags are not personalized "
     "(import an Instagram export, then run 'photobatch train personalizer')"
@@ -124,21 +141,161 @@ class PersonalizerError(UserError, ValueError):
     """A personal head file that cannot be used; the message names the file and why."""
 
 
+# The kNN vote's neighbours and its similarity kernel, chosen on the benchmark users (see
+# ``photobatch.research.personal``): a neighbour weighs exp((cosine - typical) / TAU), where
+# ``typical`` is the user's own mean neighbour similarity, and PSEUDO weight of "no evidence" is
+# added to every vote, so a photo unlike anything the user posted gets small votes.
+K_NEIGHBOURS = 10
+TAU = 0.05
+PSEUDO = 2.0
+CO_SMOOTHING = 2.0  # pseudo-posts of the HARRISON prior behind the user's own co-occurrence
+CO_SEEDS = 5  # candidates (best first) whose co-occurring user tags are looked up
+ANCHOR_SHARE = 0.5
+MIN_ANCHORED = 3  # posts with a tag before its anchors are trusted
+FEATURES = ("vote", "candidate", "co-occurrence", "csmn", "bias")
+# Mix weights for a user whose history gives too few photos with candidates to fit their own:
+# the mean of the weights fitted on the benchmark users.
+DEFAULT_WEIGHTS = (3.5, 3.7, 7.9, 1.4, -4.9)
+
+
+@dataclass
+class Memory:
+    """The user's past posts as the ranking and the drafts read them: unit photo vectors, tags,
+    post text (hashtags and mentions removed, emoji kept)."""
+
+    bank: np.ndarray  # (N, 1280) float32, rows of length 1
+    tags: list[tuple[str, ...]]
+    texts: list[str]
+    content: list[tuple[str, ...]]  # what each photo shows: its candidates, else its hashtags
+    typical: float = 0.0  # mean cosine of a past photo to its K_NEIGHBOURS nearest others
+
+    def __post_init__(self) -> None:
+        self.frequency = {t: n / len(self.tags) for t, n in _counts(self.tags).items()}
+        self.shown = _counts(self.content)
+        self.pairs: dict[str, dict[str, int]] = {}
+        for content, tags in zip(self.content, self.tags, strict=True):
+            for c in set(content):
+                row = self.pairs.setdefault(c, {})
+                for t in set(tags):
+                    row[t] = row.get(t, 0) + 1
+        # A tag's anchors: what the photos it was posted on (nearly) always show. A tag with
+        # anchors follows content (#goodboy: a dog); one without is a signature (#travelgram).
+        used = _counts(self.tags)
+        self.anchors: dict[str, set[str]] = {}
+        for c, row in self.pairs.items():
+            for t, n in row.items():
+                if used[t] >= MIN_ANCHORED and n >= ANCHOR_SHARE * used[t] and c != t:
+                    self.anchors.setdefault(t, set()).add(c)
+
+    @classmethod
+    def build(
+        cls,
+        vectors: Sequence[np.ndarray],
+        tags: Sequence[Sequence[str]],
+        texts: Sequence[str],
+        content: Sequence[Sequence[str]],
+    ) -> Memory:
+        bank = unit(np.stack(vectors).astype(np.float32))
+        sims = bank @ bank.T
+        np.fill_diagonal(sims, -np.inf)
+        k = min(K_NEIGHBOURS, len(bank) - 1)
+        typical = float(np.sort(sims, axis=1)[:, ::-1][:, :k].mean()) if k > 0 else 0.0
+        return cls(
+            bank, [tuple(t) for t in tags], list(texts), [tuple(c) for c in content], typical
+        )
+
+    def neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of the nearest past photos (best first) and their kernel weights."""
+        sims = self.bank @ unit(vector)
+        order = np.argsort(-sims, kind="stable")[:K_NEIGHBOURS]
+        return order, np.exp((sims[order] - self.typical) / TAU)
+
+    def vote(self, vector: np.ndarray) -> tuple[dict[str, float], float]:
+        """Similarity-weighted share of the nearest past photos that carry each tag, and how
+        familiar the photo is (0: unlike any past photo, towards 1: like many)."""
+        order, weights = self.neighbours(vector)
+        total = float(weights.sum()) + PSEUDO
+        votes: dict[str, float] = {}
+        for i, w in zip(order, weights, strict=True):
+            for t in self.tags[int(i)]:
+                votes[t] = votes.get(t, 0.0) + float(w) / total
+        return votes, 1 - PSEUDO / total
+
+    def co_occurrence(self, candidates: Sequence[str]) -> dict[str, float]:
+        """P(user tag | content tag) over the best candidates, weighted by rank: the user's own
+        counts, backed off to HARRISON's association (cosine of the prior's vectors)."""
+        from photobatch.models.prior import default_prior
+
+        prior = default_prior()
+        seeds = list(dict.fromkeys(candidates))[:CO_SEEDS]
+        norm = sum(1 / (1 + r) for r in range(len(seeds))) or 1.0
+        scores: dict[str, float] = {}
+        for rank, c in enumerate(seeds):
+            row, n_c = self.pairs.get(c, {}), self.shown.get(c, 0)
+            for t in self.frequency:
+                backoff = _association(prior, c, t)
+                p = (row.get(t, 0) + CO_SMOOTHING * backoff) / (n_c + CO_SMOOTHING)
+                if p > 0:
+                    scores[t] = scores.get(t, 0.0) + p / (1 + rank) / norm
+        return scores
+
+    def state(self) -> dict[str, object]:
+        import torch
+
+        return {
+            "bank": torch.from_numpy(self.bank.astype(np.float16)),
+            "tags": [list(t) for t in self.tags],
+            "texts": self.texts,
+            "content": [list(c) for c in self.content],
+            "typical": self.typical,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> Memory:
+        bank = state["bank"].numpy().astype(np.float32)
+        tags = [tuple(t) for t in state["tags"]]
+        content = [tuple(c) for c in state["content"]]
+        return cls(bank, tags, list(state["texts"]), content, float(state["typical"]))
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    """``x`` (a vector or rows) scaled to length 1."""
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.maximum(norm, 1e-8)
+
+
+def _counts(tag_lists: Sequence[Sequence[str]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for tags in tag_lists:
+        for t in set(tags):
+            counts[t] = counts.get(t, 0) + 1
+    return counts
+
+
+def _association(prior: HashtagPrior, c: str, t: str) -> float:
+    """HARRISON's association of two tags: their cosine, floored at 0 (0 when either is unknown)."""
+    i, j = prior.index_of(c), prior.index_of(t)
+    if i is None or j is None:
+        return 0.0
+    return max(0.0, float(prior.vectors[i] @ prior.vectors[j]))
+
+
 class Personalizer:
-    """Trained heads for one user; ``load`` then ``rerank`` / ``draft_post``."""
+    """A user's trained ranking: the CSMN head, the memory of past posts and the mix weights;
+    ``load`` then ``rerank`` / ``draft_post``."""
 
     def __init__(
         self,
         tags: Head,
-        draft: Head | None,
+        memory: Memory,
+        weights: Sequence[float] = DEFAULT_WEIGHTS,
         summary: str = "",
-        candidate_weight: float = 0.5,
         beam_size: int = 3,
     ) -> None:
         self.tags = tags
-        self.draft = draft
+        self.memory = memory
+        self.weights = np.asarray(weights, dtype=np.float64)
         self.summary = summary
-        self.candidate_weight = candidate_weight
         self.beam_size = beam_size
 
     @classmethod
@@ -149,8 +306,12 @@ class Personalizer:
             state = torch.load(Path(path), map_location="cpu", weights_only=True)
             if state.get("format") != FORMAT:
                 raise ValueError(f"unsupported personalizer format {state.get('format')!r}")
-            draft = Head.from_state(state["draft"]) if state.get("draft") else None
-            return cls(Head.from_state(state["tags"]), draft, str(state.get("summary", "")))
+            return cls(
+                Head.from_state(state["tags"]),
+                Memory.from_state(state["memory"]),
+                list(state["weights"]),
+                str(state.get("summary", "")),
+            )
         except Exception as exc:  # truncated, not a torch file, or not a head: unusable alike
             problem = (str(exc).strip().splitlines() or [""])[0]
             raise PersonalizerError(
@@ -164,7 +325,8 @@ class Personalizer:
         state = {
             "format": FORMAT,
             "tags": self.tags.state(),
-            "draft": self.draft.state() if self.draft else {},
+            "memory": self.memory.state(),
+            "weights": self.weights.tolist(),
             "summary": self.summary,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,31 +353,73 @@ class Personalizer:
         scores = {tokens[i]: hit[i] for i in range(len(SPECIALS), len(tokens))}
         return generated, scores
 
+    def features(
+        self, embedding: np.ndarray, candidates: Sequence[str]
+    ) -> tuple[list[str], np.ndarray]:
+        """The tags in play (candidates, the user's tags) and their ``FEATURES`` rows.
+
+        The head's and the frequency's scores are scaled by how familiar the photo is, so a
+        habit learnt on dogs stays on dogs, while the vote and the co-occurrence follow the
+        photo and its candidates by construction."""
+        votes, familiar = self.memory.vote(embedding)
+        _, head = self.tag_scores(embedding)
+        co = self.memory.co_occurrence(candidates)
+        ranks = {t: r for r, t in reversed(list(enumerate(dict.fromkeys(candidates))))}
+        tags = list(dict.fromkeys([*ranks, *self.memory.frequency]))
+        rows = [
+            (
+                votes.get(t, 0.0),
+                1 / (1 + ranks[t]) if t in ranks else 0.0,
+                co.get(t, 0.0),
+                familiar * head.get(t, 0.0),
+                1.0,
+            )
+            for t in tags
+        ]
+        return tags, np.array(rows, dtype=np.float64).reshape(len(tags), len(FEATURES))
+
     def rerank(self, embedding: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
-        """Best-first tags from the pipeline's ``candidates`` and the head's own tags."""
+        """Best-first tags from the pipeline's ``candidates`` and the user's own tags."""
         return list(self.rerank_scored(embedding, candidates, k))
 
     def rerank_scored(
         self, embedding: np.ndarray, candidates: Sequence[str], k: int
     ) -> dict[str, float]:
-        """:meth:`rerank` with each tag's score divided by the best one's (the top tag has 1)."""
-        generated, scores = self.tag_scores(embedding)
-        total = {t: scores.get(t, 0.0) for t in generated}
-        for rank, tag in enumerate(dict.fromkeys(candidates)):
-            total[tag] = scores.get(tag, 0.0) + self.candidate_weight / (1 + rank)
-        for tag, s in scores.items():
-            total.setdefault(tag, s)
-        best = sorted(total, key=lambda t: (-total[t], t))[:k]
-        top = total[best[0]] if best and total[best[0]] > 0 else 1.0
-        return {t: round(total[t] / top, 3) for t in best}
+        """Best-first tags: the pipeline's ``candidates`` and the user's own tags, mixed, each
+        with the mix's probability that the user posts it (capped by the tag above, so scores
+        read best first). A tag that follows content (it has anchors) ranks below every
+        candidate when none of its anchors is among the best ``CO_SEEDS`` candidates (what the
+        photo shows): #goodboy stays on dogs, content tags fill the other photos."""
+        tags, x = self.features(embedding, candidates)
+        score = x @ self.weights
+        offered, shown = set(candidates), set(list(dict.fromkeys(candidates))[:CO_SEEDS])
+        anchors = self.memory.anchors
 
-    def draft_post(self, embedding: np.ndarray) -> str:
-        """A short caption in the user's words ("" when no captions were imported)."""
-        if self.draft is None:
-            return ""
-        tokens = self.draft.decode(embedding, self.beam_size, unique=False)[0]
-        text = " ".join(tokens)
-        return text[:1].upper() + text[1:] + "." if text else ""
+        def off_topic(i: int) -> bool:
+            t = tags[i]
+            return t not in offered and t in anchors and not anchors[t] & shown
+
+        order = sorted(range(len(tags)), key=lambda i: (off_topic(i), -score[i], tags[i]))
+        ranked, cap = {}, 1.0
+        for i in order[:k]:
+            cap = min(cap, 1 / (1 + math.exp(-score[i])))
+            ranked[tags[i]] = round(cap, 3)
+        return ranked
+
+    def draft_post(self, embedding: np.ndarray, candidates: Sequence[str] = ()) -> str | None:
+        """The user's own text of the most similar past photo that is at least as close as the
+        user's typical neighbour, preferring one that mentions a candidate; None if none is."""
+        sims = self.memory.bank @ unit(embedding)
+        mentions = set(candidates)
+        best: tuple[int, float, str] | None = None
+        for i in np.argsort(-sims, kind="stable")[:K_NEIGHBOURS]:
+            text = self.memory.texts[int(i)]
+            if not text or sims[i] < self.memory.typical:
+                continue
+            hits = len(mentions & set(tokenize(text)))
+            if best is None or (hits, sims[i]) > best[:2]:
+                best = (hits, float(sims[i]), text)
+        return best[2] if best else None
 
 
 class PersonalHead(Model):
@@ -259,7 +463,7 @@ class PersonalHead(Model):
         if head is not None and embedding is not None and candidates:
             vector = np.frombuffer(embedding, dtype="<f2").astype(np.float32)
             scores = head.rerank_scored(vector, candidates, k)
-            tags, draft = list(scores), head.draft_post(vector) or None
+            tags, draft = list(scores), head.draft_post(vector, candidates)
         ranked_by = self._loaded_version if head is not None else None
         return replace(
             analysis,
@@ -274,6 +478,12 @@ def personalizer_status(index: Index, path: Path) -> str:
     """One line for ``photobatch status``."""
     if not index.post_ids():
         return f"personalizer: {NO_POSTS}"
+    tagged = sum(1 for post in index.posts() if post.hashtags)
+    if tagged < MIN_TAGGED_POSTS:
+        return (
+            f"personalizer: {tagged} imported posts with hashtags: hashtags are not personalized "
+            f"(learning your habits takes at least {MIN_TAGGED_POSTS})"
+        )
     if not path.is_file():
         return (
             f"personalizer: {len(index.post_ids())} imported posts, not trained yet: hashtags are "

@@ -69,6 +69,10 @@ class HashtagPrior:
     def __len__(self) -> int:
         return len(self.vocab)
 
+    def index_of(self, tag: str) -> int | None:
+        """Row of ``tag`` in ``vocab``, ``df`` and ``vectors`` (None when unknown)."""
+        return self._index.get(tag)
+
     def doc_freq(self, tag: str) -> int:
         """Posts that used ``tag`` (0 when unknown)."""
         i = self._index.get(tag)

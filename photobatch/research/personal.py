@@ -21,10 +21,15 @@ are real (Flickr8k) and their hashtag habits follow real Instagram co-occurrence
    its tags in random order.
 6. The post text is one fixed caption slot of the photo per user (their "voice"); the
    non-personalized pipeline sees a different slot's caption (a stand-in for the captioner's).
-7. Posts are dated two days apart in random order; the latest 20% are the test posts.
+7. Posts are dated two days apart in random order. The latest ``TEST_POSTS`` are the test
+   posts; a history of H posts is the H posts before them, so every history size is scored on
+   the same photos.
 
-Users ``bench-0`` ... are used for every choice (sizes, weights, epochs); ``holdout`` is built the
-same way from its own photos and seed and is only ever reported.
+Users ``bench-0`` ... are used for every choice (the kernel, the default weights); ``holdout`` is
+built the same way from its own photos and seed and is only ever reported. The single-topic
+user (``personal_users.TOPIC_USER``) posts only dog photos with ``#goodboy #dogmom
+#biscuitthedog``; the benchmark reports how often those tags reach 40 photos of other subjects
+and how often new dog photos keep one of them.
 """
 
 from __future__ import annotations
@@ -38,10 +43,14 @@ import numpy as np
 from tqdm import tqdm
 
 from photobatch.core.records import Post as IndexPost
+from photobatch.core.text import tokenize
 from photobatch.library.index import Index
-from photobatch.models.personalizer import Personalizer
+from photobatch.models.personalizer import K_NEIGHBOURS, Personalizer, unit
 from photobatch.research.personal_users import (
     HOLDOUT,
+    TOPIC_TAGS,
+    TOPIC_USER,
+    BenchPost,
     SyntheticUser,
     generate_users,
     photo_features,
@@ -50,10 +59,14 @@ from photobatch.training.personalizer import (
     HistoryPost,
     TrainSettings,
     history_from_index_post,
+    stored_pipeline_tags,
     train_on_posts,
 )
 
 KS = (1, 3, 5, 7, 9)
+HISTORIES = (50, 160, 500, 1000)
+TEST_POSTS = 40
+SHIPPED = "personalized (what scans use)"
 
 
 # -- evaluation ----------------------------------------------------------------------------------
@@ -77,62 +90,69 @@ class Method:
     sets: list[list[str]]
 
 
+def neighbour_order(
+    train: Sequence[HistoryPost], embedding: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Past posts by cosine of their photo to ``embedding``, nearest first, and the cosines."""
+    sims = unit(np.stack([p.embedding for p in train])) @ unit(embedding)
+    order = np.argsort(-sims, kind="stable")
+    return order, sims[order]
+
+
 def nearest_tags(
     train: Sequence[HistoryPost], embedding: np.ndarray
 ) -> tuple[list[str], list[str]]:
     """1NN-Im: the nearest past post's tags, then the next nearest's (cosine on embeddings)."""
-    bank = np.stack([p.embedding for p in train])
-    bank = bank / np.linalg.norm(bank, axis=1, keepdims=True).clip(1e-8)
-    sims = bank @ (embedding / max(float(np.linalg.norm(embedding)), 1e-8))
-    order = np.argsort(-sims, kind="stable")
+    order, _ = neighbour_order(train, embedding)
     ranked = list(dict.fromkeys(t for i in order[:10] for t in train[int(i)].hashtags))
     return ranked, list(train[int(order[0])].hashtags)
 
 
-def evaluate_user(
-    posts: Sequence[HistoryPost],
-    pipeline: Sequence[Sequence[str]],
+def knn_vote(train: Sequence[HistoryPost], embedding: np.ndarray) -> list[str]:
+    """The MACON-style baseline: each of the ``K_NEIGHBOURS`` nearest past photos votes for its
+    tags with its cosine; most votes first (ties by name)."""
+    order, sims = neighbour_order(train, embedding)
+    votes: Counter[str] = Counter()
+    for i, s in zip(order[:K_NEIGHBOURS], sims[:K_NEIGHBOURS], strict=True):
+        for t in train[int(i)].hashtags:
+            votes[t] += float(s)
+    return sorted(votes, key=lambda t: (-votes[t], t))
+
+
+def evaluate_split(
+    train: Sequence[HistoryPost],
+    test: Sequence[HistoryPost],
     idf: Callable[[str], float],
     settings: TrainSettings | None = None,
-) -> tuple[list[Method], list[list[str]]]:
-    """Every method's predictions on the latest 20% of ``posts``; ``pipeline`` is aligned with
-    ``posts`` and holds the non-personalized tags of each post's photo, best first."""
-    settings = replace(settings or TrainSettings(), draft=False)
-    order = sorted(range(len(posts)), key=lambda i: posts[i].taken_at)
-    cut = len(order) - max(1, round(0.2 * len(order)))
-    train = [posts[i] for i in order[:cut]]
-    test = [posts[i] for i in order[cut:]]
-    test_pipeline = [list(pipeline[i]) for i in order[cut:]]
-    truth = [list(p.hashtags) for p in test]
+) -> tuple[list[Method], Personalizer]:
+    """Every method's predictions on ``test`` after training on ``train``; each post's
+    ``candidates`` are the non-personalized pipeline's tags of its photo, best first."""
     freq = Counter(t for p in train for t in p.hashtags)
     frequent = sorted(freq, key=lambda t: (-freq[t], t))
     typical = int(np.median([len(p.hashtags) for p in train]))
+    pipeline = [list(p.candidates) for p in test]
+    habits = [list(dict.fromkeys([*frequent[:2], *c])) for c in pipeline]
+    nn_ranked, nn_sets = zip(*(nearest_tags(train, p.embedding) for p in test), strict=True)
+    votes = [knn_vote(train, p.embedding) for p in test]
+    head = train_on_posts(train, idf, settings)
+    generated = [head.generate(p.embedding) for p in test]
+    shipped = [head.rerank(p.embedding, p.candidates, max(KS)) for p in test]
     methods = [
-        Method("pipeline (non-personalized)", test_pipeline, test_pipeline),
+        Method("pipeline (non-personalized)", pipeline, pipeline),
         Method(
             "user's most frequent tags", [frequent] * len(test), [frequent[:typical]] * len(test)
         ),
+        Method("1NN-Im", list(nn_ranked), list(nn_sets)),
+        Method("top-2 habits + pipeline", habits, [h[:typical] for h in habits]),
+        Method(
+            f"kNN vote (k={K_NEIGHBOURS}, cosine-weighted)", votes, [v[:typical] for v in votes]
+        ),
+        Method("CSMN head generating alone", generated, generated),
+        Method(
+            SHIPPED, shipped, [r[: max(len(g), 1)] for r, g in zip(shipped, generated, strict=True)]
+        ),
     ]
-    nn_ranked, nn_sets = zip(*(nearest_tags(train, p.embedding) for p in test), strict=True)
-    methods.append(Method("1NN-Im", list(nn_ranked), list(nn_sets)))
-    for label, use_context in (("CSMN w/o user context", False), ("CSMN (personalized)", True)):
-        head = train_on_posts(train, idf, replace(settings, use_context=use_context))
-        methods += _csmn_methods(head, test, test_pipeline, label)
-    return methods, truth
-
-
-def _csmn_methods(
-    head: Personalizer, test: Sequence[HistoryPost], pipeline: Sequence[Sequence[str]], label: str
-) -> list[Method]:
-    generated, reranked = [], []
-    for post, candidates in zip(test, pipeline, strict=True):
-        generated.append(head.generate(post.embedding))
-        reranked.append(head.rerank(post.embedding, candidates, max(KS)))
-    sized = [r[: max(len(g), 1)] for r, g in zip(reranked, generated, strict=True)]
-    return [
-        Method(f"{label}, generated only", generated, generated),
-        Method(f"{label} + rerank", reranked, sized),
-    ]
+    return methods, head
 
 
 def score(methods: Sequence[Method], truth: Sequence[Sequence[str]]) -> dict[str, dict[str, float]]:
@@ -166,13 +186,77 @@ def format_table(title: str, table: dict[str, dict[str, float]]) -> str:
     return "\n".join(lines)
 
 
+def format_by_history(title: str, tables: dict[int, dict[str, dict[str, float]]]) -> str:
+    """A Markdown table of F1@5: one row per method, one column per history size."""
+    sizes = sorted(tables)
+    lines = [f"**{title}**", "", "| method | " + " | ".join(f"{h} posts" for h in sizes) + " |"]
+    lines.append("|---|" + "---:|" * len(sizes))
+    for name in tables[sizes[0]]:
+        cells = " | ".join(f"{tables[h][name]['F1@5']:.3f}" for h in sizes)
+        lines.append(f"| {name} | {cells} |")
+    return "\n".join(lines)
+
+
+@dataclass
+class DraftStats:
+    """How the post drafts of some photos behave."""
+
+    photos: int = 0
+    drafted: int = 0
+    mentioning: int = 0  # drafts that name something the photo shows
+    drafts: Counter[str] | None = None
+
+    def add(self, draft: str | None, content: Sequence[str]) -> None:
+        self.drafts = self.drafts or Counter()
+        self.photos += 1
+        if draft:
+            self.drafted += 1
+            self.drafts[draft] += 1
+            words = set(tokenize(draft))
+            self.mentioning += any(c in words or f"{c}s" in words for c in content)
+
+    def line(self) -> str:
+        top = self.drafts.most_common(1)[0][1] if self.drafts else 0
+        return (
+            f"{self.drafted / self.photos:.0%} of {self.photos} photos get a draft; "
+            f"{self.mentioning / max(self.drafted, 1):.0%} of drafts name something in the photo; "
+            f"the most common draft is on {top / self.photos:.0%} of photos"
+        )
+
+
 def bench_posts(
-    user: SyntheticUser, embeddings: dict[str, np.ndarray]
-) -> tuple[list[HistoryPost], list[str]]:
-    posts = [
-        HistoryPost(p.taken_at, p.caption, p.hashtags, embeddings[p.image]) for p in user.posts
+    posts: Sequence[BenchPost],
+    embeddings: dict[str, np.ndarray],
+    pipeline: Callable[[BenchPost], list[str]],
+) -> list[HistoryPost]:
+    return [
+        HistoryPost(p.taken_at, p.caption, p.hashtags, embeddings[p.image], tuple(pipeline(p)))
+        for p in posts
     ]
-    return posts, [p.pipeline_caption for p in user.posts]
+
+
+def topic_user_lines(
+    user: SyntheticUser,
+    posts: list[HistoryPost],
+    others: list[HistoryPost],
+    idf: Callable[[str], float],
+    settings: TrainSettings | None,
+) -> str:
+    """How far the single-topic user's tags travel: onto photos of other subjects (should be
+    rare) and onto new photos of their topic (should stay)."""
+    history, test = posts[:-TEST_POSTS], posts[-TEST_POSTS:]
+    head = train_on_posts(history, idf, settings)
+
+    def share(photos: Sequence[HistoryPost]) -> float:
+        top = [head.rerank(p.embedding, p.candidates, 5) for p in photos]
+        return float(np.mean([bool(set(t) & set(TOPIC_TAGS)) for t in top]))
+
+    tags = " ".join(f"#{t}" for t in TOPIC_TAGS)
+    return (
+        f"Single-topic user ({len(history)} posts, every one a dog photo with some of {tags}): "
+        f"a topic tag in the top 5 of {share(others):.0%} of {len(others)} photos of other "
+        f"subjects, and of {share(test):.0%} of {len(test)} new dog photos."
+    )
 
 
 def run_benchmark(
@@ -180,12 +264,14 @@ def run_benchmark(
     cache_dir: Path,
     seed: int = 0,
     n_users: int = 8,
-    posts_per_user: int = 250,
+    histories: Sequence[int] = HISTORIES,
     settings: TrainSettings | None = None,
     pipeline: Callable[[str, list[str]], list[str]] | None = None,
+    topic_history: int = 160,
 ) -> str:
-    """Generate the users, embed their photos (cached), evaluate; Markdown tables, then how long
-    a full personal head (what ``train personalizer`` fits) takes on all the holdout user's posts.
+    """Generate the users, embed their photos (cached), evaluate every history size; Markdown
+    tables of F1@5, the drafts, the single-topic user, and the training time of the largest
+    history (what ``train personalizer`` fits, on the holdout user).
 
     ``pipeline(caption, labels) -> tags`` is the non-personalized hashtagger; by default the
     project's ``suggest_hashtags`` with the shipped prior, fed the other caption slot and the
@@ -201,44 +287,62 @@ def run_benchmark(
         def pipeline(caption: str, labels: list[str]) -> list[str]:
             return suggest_hashtags(caption, labels, prior)
 
-    users = generate_users(data, n_users, posts_per_user, seed)
-    names = sorted({p.image for u in users for p in u.posts})
+    histories = sorted(histories)
+    users = generate_users(
+        data, n_users, histories[-1] + TEST_POSTS, seed, topic_posts=topic_history + TEST_POSTS
+    )
+    names = sorted({p.image for u in users for p in (*u.posts, *u.others)})
     pooled, labels = photo_features(data / "flickr8k" / "images", names, cache_dir)
     embeddings = dict(zip(names, pooled, strict=True))
     label_of = dict(zip(names, labels, strict=True))
-    tables, holdout, timing = [], None, ""
+
+    def tags_of(post: BenchPost) -> list[str]:
+        return pipeline(post.pipeline_caption, label_of[post.image])
+
+    bench: dict[int, list[dict[str, dict[str, float]]]] = {h: [] for h in histories}
+    holdout: dict[int, dict[str, dict[str, float]]] = {}
+    drafts = {h: DraftStats() for h in histories}
+    lines, timing = [], ""
     for user in tqdm(users, desc="users"):
-        posts, captions = bench_posts(user, embeddings)
-        if user.name == HOLDOUT:
-            timing = train_on_posts(posts, idf, settings).summary
-        candidates = [
-            pipeline(c, label_of[p.image]) for c, p in zip(captions, user.posts, strict=True)
-        ]
-        methods, truth = evaluate_user(posts, candidates, idf, settings)
-        table = score(methods, truth)
-        if user.name == HOLDOUT:
-            holdout = table
-        else:
-            tables.append(table)
+        posts = bench_posts(sorted(user.posts, key=lambda p: p.taken_at), embeddings, tags_of)
+        if user.name == TOPIC_USER:
+            lines.append(
+                topic_user_lines(
+                    user, posts, bench_posts(user.others, embeddings, tags_of), idf, settings
+                )
+            )
+            continue
+        test = posts[-TEST_POSTS:]
+        truth = [list(p.hashtags) for p in test]
+        content = [p.content for p in sorted(user.posts, key=lambda p: p.taken_at)[-TEST_POSTS:]]
+        for h in histories:
+            methods, head = evaluate_split(
+                posts[-TEST_POSTS - h : -TEST_POSTS], test, idf, settings
+            )
+            table = score(methods, truth)
+            for post, shows in zip(test, content, strict=True):
+                drafts[h].add(head.draft_post(post.embedding, post.candidates), shows)
+            if user.name == HOLDOUT:
+                holdout[h] = table
+                timing = f"Training time, holdout user, {h} posts: {head.summary}"
+            else:
+                bench[h].append(table)
     return "\n\n".join(
         [
-            format_table(
-                f"Benchmark: mean of {n_users} synthetic users (seed {seed})", average(tables)
+            format_by_history(
+                f"F1@5 by history size: mean of {n_users} synthetic users (seed {seed}), "
+                f"latest {TEST_POSTS} posts each",
+                {h: average(t) for h, t in bench.items()},
             ),
-            format_table("Holdout user (never used for choices)", holdout or {}),
-            f"Training time, holdout user, all posts, hashtags and post text: {timing}",
+            format_by_history(
+                "F1@5 by history size: holdout user (never used for choices)", holdout
+            ),
+            "Post drafts (every user, the test photos):\n"
+            + "\n".join(f"- {h} posts: {drafts[h].line()}" for h in histories),
+            *lines,
+            timing,
         ]
     )
-
-
-def stored_pipeline_tags(index: Index, post: IndexPost) -> list[str]:
-    """The non-personalized hashtags a scan stored for the post's first photo ([] if none): its
-    ``candidates``, since its ``hashtags`` may already be ranked by a personal head."""
-    for media in post.media:
-        if media.kind == "photo" and media.sha256:
-            analysis = index.analysis(media.sha256)
-            return list(analysis.candidates) if analysis else []
-    return []
 
 
 def evaluate_personalizer(
@@ -246,22 +350,24 @@ def evaluate_personalizer(
     pipeline: Callable[[IndexPost], list[str]] | None = None,
     settings: TrainSettings | None = None,
 ) -> str:
-    """``photobatch evaluate personalizer``: the imported posts split by time, every method.
+    """``photobatch evaluate personalizer``: the imported posts split by time (the latest 20%
+    are the test), every method.
 
     ``pipeline(post)`` gives the non-personalized tags of a post's photo; by default those a scan
     stored for it (pass the analyzer's tags for photos that were never scanned).
     """
     from photobatch.models.prior import default_prior, harrison_idf
 
-    posts, candidates = [], []
+    posts = []
     for post in index.posts():
-        history = history_from_index_post(post)
+        history = history_from_index_post(index, post)
         if history is not None:
-            posts.append(history)
-            candidates.append(pipeline(post) if pipeline else stored_pipeline_tags(index, post))
+            tags = pipeline(post) if pipeline else stored_pipeline_tags(index, post)
+            posts.append(replace(history, candidates=tuple(tags)))
     if len(posts) < 10:
         return f"personalizer evaluation: {len(posts)} imported posts with photos; need 10 or more"
-    methods, truth = evaluate_user(posts, candidates, harrison_idf(default_prior()), settings)
-    n_test = len(truth)
-    title = f"Imported posts: {len(posts) - n_test} train, latest {n_test} test"
-    return format_table(title, score(methods, truth))
+    posts.sort(key=lambda p: p.taken_at)
+    cut = len(posts) - max(1, round(0.2 * len(posts)))
+    methods, _ = evaluate_split(posts[:cut], posts[cut:], harrison_idf(default_prior()), settings)
+    title = f"Imported posts: {cut} train, latest {len(posts) - cut} test"
+    return format_table(title, score(methods, [list(p.hashtags) for p in posts[cut:]]))

@@ -7,7 +7,6 @@ co-occurrence (HARRISON). The recipe is in the docstring of ``photobatch.researc
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import random
 from collections import Counter, defaultdict
@@ -80,6 +79,7 @@ class BenchPost:
     caption: str
     hashtags: tuple[str, ...]
     pipeline_caption: str
+    content: tuple[str, ...]  # what the photo shows: its content tags
 
 
 @dataclass(frozen=True)
@@ -88,6 +88,7 @@ class SyntheticUser:
     signature: tuple[str, ...]
     habits: dict[str, str]  # content tag -> habit tag
     posts: list[BenchPost]
+    others: tuple[BenchPost, ...] = ()  # a single-topic user's photos of other subjects
 
 
 def read_flickr(folder: Path) -> dict[str, list[str]]:
@@ -98,13 +99,24 @@ def read_flickr(folder: Path) -> dict[str, list[str]]:
     return dict(sorted(captions.items()))
 
 
-def generate_users(
-    data: Path, n_users: int = 8, posts_per_user: int = 250, seed: int = 0
-) -> list[SyntheticUser]:
-    """``n_users`` benchmark users and the holdout user, deterministic under ``seed``.
+TOPIC = "dog"
+# The single-topic user's own tags and how often each is on a post (a dog lover's).
+TOPIC_TAGS = {"goodboy": 0.9, "dogmom": 0.8, "biscuitthedog": 0.5}
+TOPIC_USER = "topic-dog"
 
-    ``data`` is the research data folder (``photobatch.research.data``).
-    """
+
+def generate_users(
+    data: Path,
+    n_users: int = 8,
+    posts_per_user: int = 250,
+    seed: int = 0,
+    topic_posts: int = 0,
+    other_photos: int = 40,
+) -> list[SyntheticUser]:
+    """``n_users`` benchmark users and the holdout user, deterministic under ``seed``; with
+    ``topic_posts``, then a single-topic user: that many posts, each a photo of a dog with
+    ``TOPIC_TAGS``, and ``other_photos`` photos in which no caption mentions a dog. ``data`` is
+    the research data folder (``photobatch.research.data``)."""
     harrison = Harrison.read(data / "harrison")
     flickr = read_flickr(data / "flickr8k")
     tags_of = {im: content_tags(caps, harrison.df) for im, caps in flickr.items()}
@@ -146,7 +158,6 @@ def generate_users(
         popular = sorted(harrison.df)
         weights = [harrison.df[t] for t in popular]
         voice = number % 5
-        start = date(2019, 1, 1)
         posts = []
         for day, im in enumerate(chosen):
             content = tags_of[im][:3]
@@ -158,19 +169,51 @@ def generate_users(
                 tags.append(signature[1])
             if rng.random() < 0.4:
                 tags.append(rng.choices(popular, weights)[0])
-            tags = list(dict.fromkeys(tags))
-            rng.shuffle(tags)
-            posts.append(
-                BenchPost(
-                    image=im,
-                    taken_at=(start + timedelta(days=2 * day)).isoformat(),
-                    caption=flickr[im][voice],
-                    hashtags=tuple(tags),
-                    pipeline_caption=flickr[im][(voice + 1) % 5],
-                )
-            )
+            posts.append(_post(im, day, tags, rng, flickr, tags_of, voice))
         users.append(SyntheticUser(name, signature, habits, posts))
+    if topic_posts:
+        rng = random.Random(seed * 1000 + 20_000)
+        dogs = [im for im in photos if im not in used and tags_of[im][0] == TOPIC]
+        others = [
+            im
+            for im in photos
+            if im not in used and not any(TOPIC in tokenize(c) for c in flickr[im])
+        ]
+        posts = []
+        for day, im in enumerate(rng.sample(dogs, topic_posts)):
+            content = tags_of[im][:3]
+            tags = [content[0], *(t for t in content[1:] if rng.random() < 0.8)]
+            tags += [t for t, share in TOPIC_TAGS.items() if rng.random() < share]
+            posts.append(_post(im, day, tags, rng, flickr, tags_of, 0))
+        strangers = [
+            _post(im, topic_posts + day, tags_of[im][:3], rng, flickr, tags_of, 0)
+            for day, im in enumerate(rng.sample(others, other_photos))
+        ]
+        users.append(SyntheticUser(TOPIC_USER, (), {}, posts, tuple(strangers)))
     return users
+
+
+def _post(
+    image: str,
+    day: int,
+    tags: list[str],
+    rng: random.Random,
+    flickr: dict[str, list[str]],
+    tags_of: dict[str, list[str]],
+    voice: int,
+) -> BenchPost:
+    """A post of ``image`` on the ``day``-th posting day (two days apart), tags in random order;
+    the text is caption slot ``voice``, the pipeline sees the next slot."""
+    tags = list(dict.fromkeys(tags))
+    rng.shuffle(tags)
+    return BenchPost(
+        image=image,
+        taken_at=(date(2019, 1, 1) + timedelta(days=2 * day)).isoformat(),
+        caption=flickr[image][voice],
+        hashtags=tuple(tags),
+        pipeline_caption=flickr[image][(voice + 1) % 5],
+        content=tuple(tags_of[image][:3]),
+    )
 
 
 def photo_features(
@@ -178,30 +221,46 @@ def photo_features(
 ) -> tuple[np.ndarray, list[list[str]]]:
     """Pooled EfficientNet-Lite0 embeddings (N, 1280) and top-5 ImageNet labels, cached.
 
-    Computed once with the project's encoder and preprocessing; the cache file is keyed by the
-    image list so a different benchmark never reads stale vectors.
+    Computed once per photo with the project's encoder and preprocessing. The cache holds every
+    photo any benchmark asked for, by name, so benchmarks of other sizes only embed the photos
+    they add; it is named after the encoder's version, so new weights never read stale vectors.
     """
     import torch
 
     from photobatch.library.imaging import load_image, to_tensor
-    from photobatch.models.encoder import ImageEncoder, image_encoder
+    from photobatch.models.encoder import image_encoder
 
-    key = hashlib.sha256(json.dumps([ImageEncoder.name, list(names)]).encode()).hexdigest()[:16]
-    path = cache_dir / f"personal-bench-{key}.npz"
+    encoder = image_encoder("cpu")
+    path = cache_dir / f"personal-bench-{encoder.name}-{encoder.version}.npz"
+    known: dict[str, tuple[np.ndarray, list[str]]] = {}
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
-            return data["pooled"].astype(np.float32), json.loads(str(data["labels"]))
-    encoder = image_encoder("cpu")
-    pooled, labels = [], []
-    for start in tqdm(range(0, len(names), batch_size), desc="embedding photos"):
-        chunk = names[start : start + batch_size]
-        batch = torch.stack([to_tensor(load_image(images / n)) for n in chunk])
-        out = encoder.encode(batch)
-        pooled.append(out.pooled.numpy())
-        labels += encoder.labels(out.logits, 5)
-    array = np.concatenate(pooled).astype(np.float16)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez_compressed(tmp, pooled=array, labels=np.array(json.dumps(labels)))
-    tmp.replace(path)
-    return array.astype(np.float32), labels
+            cached = zip(
+                json.loads(str(data["names"])),
+                data["pooled"],
+                json.loads(str(data["labels"])),
+                strict=True,
+            )
+            known = {n: (v, lab) for n, v, lab in cached}
+    todo = [n for n in dict.fromkeys(names) if n not in known]
+    if todo:
+        for start in tqdm(range(0, len(todo), batch_size), desc="embedding photos"):
+            chunk = todo[start : start + batch_size]
+            batch = torch.stack([to_tensor(load_image(images / n)) for n in chunk])
+            out = encoder.encode(batch)
+            vectors = out.pooled.numpy().astype(np.float16)
+            known.update(
+                zip(chunk, zip(vectors, encoder.labels(out.logits, 5), strict=True), strict=True)
+            )
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        every = sorted(known)
+        np.savez_compressed(
+            tmp,
+            names=np.array(json.dumps(every)),
+            pooled=np.stack([known[n][0] for n in every]),
+            labels=np.array(json.dumps([known[n][1] for n in every])),
+        )
+        tmp.replace(path)
+    pooled = np.stack([known[n][0] for n in names]).astype(np.float32)
+    return pooled, [known[n][1] for n in names]

@@ -1,8 +1,11 @@
-"""Training the personal heads on the user's imported posts (``photobatch train personalizer``).
+"""Training the personal ranking on the user's imported posts (``photobatch train personalizer``).
 
-Two CSMN heads are fitted with teacher forcing: one on hashtags, one on post text for the draft.
-The result is a ``photobatch.models.personalizer.Personalizer`` saved with the index; a scan only
-loads it and never imports this module.
+The posts are split by time. The CSMN head is fitted with teacher forcing on the earlier 80%;
+the latest 20% calibrate the mix: each of their photos is ranked from the earlier posts alone
+(kNN vote, co-occurrence, the head, the pipeline's candidates) and a logistic regression on
+"was this tag posted" fits the weights. The memory then holds every post. The result is a
+``photobatch.models.personalizer.Personalizer`` saved with the index; a scan only loads it and
+never imports this module.
 """
 
 from __future__ import annotations
@@ -21,19 +24,23 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from photobatch.core.text import post_words, tfidf_profile
+from photobatch.core.text import draft_text, tfidf_profile
 from photobatch.models.nn.csmn import BOS, CSMN, EOS, PAD, SPECIALS, CSMNConfig
-from photobatch.models.personalizer import NO_POSTS, Head, Personalizer, Vocab, one_thread
+from photobatch.models.personalizer import (
+    DEFAULT_WEIGHTS,
+    FEATURES,
+    MIN_TAGGED_POSTS,
+    NO_POSTS,
+    Head,
+    Memory,
+    Personalizer,
+    Vocab,
+    one_thread,
+)
 
 if TYPE_CHECKING:
     from photobatch.core.records import Post as IndexPost
     from photobatch.library.index import Index
-
-
-# Fewest tagged posts (with an encoded photo) worth training on. A habit is a tag the user
-# repeats; below 10 posts no tag is seen often enough to tell a habit from a one-off, and the head
-# only memorizes those few photos' tags and puts them on every photo.
-MIN_TAGGED_POSTS = 10
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,7 @@ class HistoryPost:
     caption: str
     hashtags: tuple[str, ...]
     embedding: np.ndarray  # (1280,) pooled encoder vector
+    candidates: tuple[str, ...] = ()  # the non-personalized pipeline's tags, best first
 
 
 @dataclass(frozen=True)
@@ -56,8 +64,6 @@ class TrainSettings:
     lr: float = 3e-3
     weight_decay: float = 1e-5
     seed: int = 0
-    use_context: bool = True  # False: the "CSMN without user context" ablation
-    draft: bool = True  # also train the post-text head
 
 
 def user_context(
@@ -108,7 +114,7 @@ def _fit(
     vocab = Vocab(vocab_tokens)
     config = replace(config, vocab_size=len(vocab))
     model = CSMN(config)
-    head = Head(model, vocab, context if settings.use_context else [])
+    head = Head(model, vocab, context)
     images = torch.tensor(np.stack([e for e, _ in examples]), dtype=torch.float32)
     rows = []
     for _, tokens in examples:
@@ -154,17 +160,8 @@ def fit_tag_head(
     return fit_head(examples, vocab, context, CSMNConfig(vocab_size=0), settings, progress)
 
 
-def fit_draft_head(
-    posts: Sequence[HistoryPost], context: list[str], settings: TrainSettings, progress: str | None
-) -> Head | None:
-    """Post-text head (CSMN's post generation): the user's words, rare ones as <unk>."""
-    examples = [(p.embedding, post_words(p.caption)) for p in posts if post_words(p.caption)]
-    if not examples:
-        return None
-    counts = Counter(w for _, ws in examples for w in ws)
-    vocab = sorted({w for w, c in counts.items() if c >= 2} | set(context))
-    config = CSMNConfig(vocab_size=0, max_len=16)
-    return fit_head(examples, vocab, context, config, settings, progress)
+CALIBRATION_SHARE = 0.2
+MIN_CALIBRATION = 8  # posts with candidates below which the benchmark's mean weights are used
 
 
 def train_on_posts(
@@ -174,28 +171,66 @@ def train_on_posts(
     progress: bool = False,
     context: list[str] | None = None,
 ) -> Personalizer:
-    """Fit the heads on ``posts``; ``context`` defaults to their TF-IDF profile."""
+    """Fit the ranking on ``posts``; ``context`` defaults to their TF-IDF profile."""
     settings = settings or TrainSettings()
     start = time.monotonic()
+    posts = sorted(posts, key=lambda p: p.taken_at)
     if context is None:
         context = user_context(
             ((p.caption, p.hashtags) for p in posts), idf, CSMNConfig(vocab_size=0).context_len
         )
-    tags = fit_tag_head(posts, context, settings, "personalizer: hashtags" if progress else None)
-    draft = (
-        fit_draft_head(posts, context, settings, "personalizer: post text" if progress else None)
-        if settings.draft
-        else None
-    )
+    n_calibrate = round(CALIBRATION_SHARE * len(posts)) if len(posts) >= 2 * MIN_CALIBRATION else 0
+    earlier, latest = posts[: len(posts) - n_calibrate], posts[len(posts) - n_calibrate :]
+    head = fit_tag_head(earlier, context, settings, "personalizer: hashtags" if progress else None)
+    calibration = [p for p in latest if p.candidates]
+    if len(calibration) >= MIN_CALIBRATION:
+        weights, fitted = fit_weights(Personalizer(head, memory_of(earlier)), calibration), "own"
+    else:
+        weights, fitted = np.array(DEFAULT_WEIGHTS), "default"
     summary = (
-        f"personalizer: {len(posts)} posts, {len(tags.vocab) - len(SPECIALS)} tags, "
-        f"context {len(tags.context)} terms, trained in {time.monotonic() - start:.0f} s"
+        f"personalizer: {len(posts)} posts, {len(head.vocab) - len(SPECIALS)} tags, "
+        f"context {len(head.context)} terms, {fitted} mix weights, "
+        f"trained in {time.monotonic() - start:.0f} s"
     )
-    return Personalizer(tags, draft, summary)
+    return Personalizer(head, memory_of(posts), weights, summary)
 
 
-def history_from_index_post(post: IndexPost) -> HistoryPost | None:
-    """One imported post as training data (embedding = mean over its photos); None without any."""
+def memory_of(posts: Sequence[HistoryPost]) -> Memory:
+    """The ranking's memory of ``posts``; a photo no scan has seen shows what its tags say."""
+    return Memory.build(
+        [p.embedding for p in posts],
+        [p.hashtags for p in posts],
+        [draft_text(p.caption) for p in posts],
+        [p.candidates or p.hashtags for p in posts],
+    )
+
+
+def fit_weights(ranking: Personalizer, posts: Sequence[HistoryPost], l2: float = 0.1) -> np.ndarray:
+    """Logistic-regression weights of the ranking's features on whether each tag in play was
+    posted (Newton's method, L2 on all but the bias); deterministic."""
+    xs, ys = [], []
+    for post in posts:
+        tags, x = ranking.features(post.embedding, post.candidates)
+        xs.append(x)
+        ys += [float(t in post.hashtags) for t in tags]
+    x, y = np.concatenate(xs), np.array(ys)
+    w = np.zeros(x.shape[1])
+    penalty = np.full(x.shape[1], l2)
+    penalty[FEATURES.index("bias")] = 0.0
+    for _ in range(25):
+        p = 1 / (1 + np.exp(-(x @ w)))
+        grad = x.T @ (p - y) + penalty * w
+        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-6)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-6:
+            break
+    return w
+
+
+def history_from_index_post(index: Index, post: IndexPost) -> HistoryPost | None:
+    """One imported post as training data (embedding = mean over its photos, candidates those a
+    scan stored for its first photo); None without an encoded photo."""
     vectors = [
         np.frombuffer(m.embedding, dtype="<f2").astype(np.float32)
         for m in post.media
@@ -203,12 +238,28 @@ def history_from_index_post(post: IndexPost) -> HistoryPost | None:
     ]
     if not vectors:
         return None
-    return HistoryPost(post.taken_at or "", post.caption, tuple(post.hashtags), np.mean(vectors, 0))
+    return HistoryPost(
+        post.taken_at or "",
+        post.caption,
+        tuple(post.hashtags),
+        np.mean(vectors, 0),
+        tuple(stored_pipeline_tags(index, post)),
+    )
+
+
+def stored_pipeline_tags(index: Index, post: IndexPost) -> list[str]:
+    """The non-personalized hashtags a scan stored for the post's first photo ([] if none): its
+    ``candidates``, since its ``hashtags`` may already be ranked by a personal head."""
+    for media in post.media:
+        if media.kind == "photo" and media.sha256:
+            analysis = index.analysis(media.sha256)
+            return list(analysis.candidates) if analysis else []
+    return []
 
 
 def history_from_index(index: Index) -> list[HistoryPost]:
     """Imported posts that have at least one encoded photo."""
-    return [h for p in index.posts() if (h := history_from_index_post(p)) is not None]
+    return [h for p in index.posts() if (h := history_from_index_post(index, p)) is not None]
 
 
 def train_personalizer(
