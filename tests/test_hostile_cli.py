@@ -70,7 +70,8 @@ def test_a_damaged_personal_head_is_one_line_in_status_and_scan(
     tmp_path: Path, library: Path
 ) -> None:
     with Index(tmp_path / "index.db") as index:  # a head is only read once posts exist
-        index.write_posts([Post(id="p1", taken_at=None, caption="#dog", hashtags=["dog"])])
+        posts = [Post(f"p{i}", None, "#dog", ["dog"]) for i in range(10)]  # enough to train
+        index.write_posts(posts)
     head = tmp_path / "index.db.personal" / "personalizer.pt"
     head.parent.mkdir()
     head.write_bytes(b"PK\x03\x04 half of a personal head")

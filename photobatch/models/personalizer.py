@@ -151,6 +151,9 @@ PSEUDO = 2.0
 CO_SMOOTHING = 2.0  # pseudo-posts of the HARRISON prior behind the user's own co-occurrence
 CO_SEEDS = 5  # candidates (best first) whose co-occurring user tags are looked up
 ANCHOR_SHARE = 0.5
+# A tag on this share of the posts says nothing about what a photo shows, so it anchors no tag
+# (an export whose every post has the same tags, with photos never scanned, has only those).
+SIGNATURE_SHARE = 0.8
 MIN_ANCHORED = 3  # posts with a tag before its anchors are trusted
 FEATURES = ("vote", "candidate", "co-occurrence", "csmn", "bias")
 # Mix weights for a user whose history gives too few photos with candidates to fit their own:
@@ -183,6 +186,8 @@ class Memory:
         used = _counts(self.tags)
         self.anchors: dict[str, set[str]] = {}
         for c, row in self.pairs.items():
+            if self.frequency.get(c, 0.0) >= SIGNATURE_SHARE:
+                continue  # a tag on (nearly) every post shows nothing: it anchors no other tag
             for t, n in row.items():
                 if used[t] >= MIN_ANCHORED and n >= ANCHOR_SHARE * used[t] and c != t:
                     self.anchors.setdefault(t, set()).add(c)
