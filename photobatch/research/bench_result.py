@@ -189,8 +189,9 @@ NOOP_METHOD = (
     "N copies of one 1 KB JPEG in nested folders (250 per folder), indexed without the models: "
     "the index is seeded through Index.write_batch with their real size and mtime and one "
     "analysis for their single shared sha256 (identical content has one analysis), stamped with "
-    "the model versions a default scan uses. Then a real "
-    "python -m photobatch scan --quiet child over them, timed like the scan; dentries warm."
+    "the model versions a default scan uses; a first, untimed scan writes their sidecars, as a "
+    "real scan would have. Then a real python -m photobatch scan --quiet child over them, timed "
+    "like the scan; dentries warm."
 )
 
 
