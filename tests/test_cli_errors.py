@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import one_line
 from click.testing import CliRunner, Result
 
 from photobatch.cli import cli
@@ -17,17 +18,6 @@ PHOTO = "1000268201_693b08cb0e.jpg"
 
 def invoke(tmp_path: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--index", str(tmp_path / "index.db"), *args])
-
-
-def one_line(result: Result, code: int = 1) -> str:
-    """The single stderr line of a failed command, after checking there is nothing else."""
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("photobatch: "), lines[0]
-    return lines[0]
 
 
 def caption_data(research_data: Path, captions: Path, tmp_path: Path) -> list[str]:

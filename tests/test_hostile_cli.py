@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import one_line
 from click.testing import CliRunner, Result
 
 from photobatch.cli import cli
@@ -21,16 +22,6 @@ PHOTO = "1000268201_693b08cb0e.jpg"
 
 def run(tmp_path: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--index", str(tmp_path / "index.db"), *args])
-
-
-def one_line(result: Result, code: int = 1) -> str:
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("photobatch: "), lines[0]
-    return lines[0]
 
 
 @pytest.fixture

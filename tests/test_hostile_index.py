@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import sqlite_utils
+from cli_helpers import one_line
 from click.testing import CliRunner, Result
 
 from photobatch.cli import cli
@@ -24,16 +25,6 @@ READ_ONLY = [["status"], ["export", "--format", "csv"], ["search", "dog"], ["sho
 
 def run(index: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--index", str(index), *args])
-
-
-def one_line(result: Result, code: int = 1) -> str:
-    assert result.exit_code == code, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    assert "Traceback" not in result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("photobatch: "), lines[0]
-    return lines[0]
 
 
 def fill(index: Index, folder: Path, n: int = 1) -> None:
