@@ -95,3 +95,22 @@ def test_a_file_name_with_a_newline_cannot_forge_a_log_line(tmp_path: Path) -> N
         f"photobatch: {folder}/x.jpg\\nphotobatch: 0 photos: 0 new, 0 unreadable\\r\\t.jpg: "
         "not an image, or a format photobatch cannot read"
     ]
+
+
+def test_a_file_name_with_a_newline_cannot_forge_a_watch_log_line() -> None:
+    """``watch`` logs through ``logging``; its lines are escaped as ``warn`` escapes them."""
+    import logging
+
+    from photobatch.cli.base import OneLineLog
+
+    record = logging.LogRecord(
+        "photobatch.watch",
+        logging.INFO,
+        __file__,
+        1,
+        "processed %s",
+        ("a\nphotobatch: 0 new",),
+        None,
+    )
+    line = OneLineLog("%(name)s: %(message)s").format(record)
+    assert line == "photobatch.watch: processed a\\nphotobatch: 0 new"

@@ -7,6 +7,7 @@ and end, in :class:`Boundary` only, as a one-line message and an exit code, neve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,6 +71,13 @@ class Boundary(click.Group):
 def warn(message: str) -> None:
     """One line on stderr, whatever file names it holds (their control characters escaped)."""
     click.echo(escape_controls(message), err=True)
+
+
+class OneLineLog(logging.Formatter):
+    """Log records as ``warn`` prints: a file name in a message cannot forge a line of its own."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return escape_controls(super().format(record))
 
 
 @click.group(cls=Boundary)

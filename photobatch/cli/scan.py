@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, cli, pass_context, warn
+from photobatch.cli.base import DEVICE, Context, OneLineLog, cli, pass_context, warn
 from photobatch.core.lock import ScanLock
 
 
@@ -97,9 +97,9 @@ def watch(
     from photobatch.scan.pipeline import Scanner
     from photobatch.scan.watcher import Watcher
 
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr
-    )
+    log = logging.StreamHandler(sys.stderr)
+    log.setFormatter(OneLineLog("%(asctime)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[log])
     with ScanLock(obj.config.index), obj.index() as index:
         scanner = Scanner(
             obj.config, index, sidecars=not no_sidecars, device=device, progress=False
