@@ -121,7 +121,8 @@ def evaluate_hashtags(
 @click.option(
     "--cache",
     type=click.Path(file_okay=False, path_type=Path),
-    help="With --benchmark: where photo embeddings are cached (default: photobatch's data folder).",
+    help="With --benchmark: where the photos' embeddings and scan candidates (computed on the CPU) "
+    "are cached (default: photobatch's data folder).",
 )
 @click.option(
     "--users",
@@ -163,7 +164,11 @@ def evaluate_personalizer(
         from photobatch.core.config import data_home
 
         cache = cache or data_home() / "benchmark-cache"  # beside the feature cache: shared
-        click.echo(run_benchmark(research_data(), cache, n_users=users, histories=histories))
+        click.echo(
+            run_benchmark(
+                research_data(), cache, n_users=users, histories=histories, config=obj.config
+            )
+        )
         return
 
     with obj.index(create=False) as index:

@@ -19,8 +19,13 @@ are real (Flickr8k) and their hashtag habits follow real Instagram co-occurrence
 5. Each post keeps each of its first three content tags with probability 0.8 (the first always),
    adds one background tag drawn by HARRISON document frequency with probability 0.4, and lists
    its tags in random order.
-6. The post text is one fixed caption slot of the photo per user (their "voice"); the
-   non-personalized pipeline sees a different slot's caption (a stand-in for the captioner's).
+6. The post text is one fixed caption slot of the photo per user (their "voice"). The
+   non-personalized pipeline's tags of a photo, which the personal ranking re-ranks, are the
+   ``candidates`` the shipped model stack gives it in a scan (``Analyzer.analyze``: grounded
+   hashtags, caption tags only when the caption is supported), computed on the CPU and cached
+   with the photo's embedding (``personal_users.photo_features``). Most Flickr8k photos are in
+   the captioner's and the grounding heads' training split, so these tags are likely better on
+   the benchmark's photos than on a library's.
 7. Posts are dated two days apart in random order. The latest ``TEST_POSTS`` are the test
    posts; a history of H posts is the H posts before them, so every history size is scored on
    the same photos.
@@ -42,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from photobatch.core.config import Config
 from photobatch.core.records import Post as IndexPost
 from photobatch.core.text import tokenize
 from photobatch.library.index import Index
@@ -227,10 +233,13 @@ class DraftStats:
 def bench_posts(
     posts: Sequence[BenchPost],
     embeddings: dict[str, np.ndarray],
-    pipeline: Callable[[BenchPost], list[str]],
+    candidates: dict[str, list[str]],
 ) -> list[HistoryPost]:
+    """The posts as training and test posts: each photo's embedding and the scan's candidates."""
     return [
-        HistoryPost(p.taken_at, p.caption, p.hashtags, embeddings[p.image], tuple(pipeline(p)))
+        HistoryPost(
+            p.taken_at, p.caption, p.hashtags, embeddings[p.image], tuple(candidates[p.image])
+        )
         for p in posts
     ]
 
@@ -266,39 +275,26 @@ def run_benchmark(
     n_users: int = 8,
     histories: Sequence[int] = HISTORIES,
     settings: TrainSettings | None = None,
-    pipeline: Callable[[str, list[str]], list[str]] | None = None,
     topic_history: int = 160,
+    config: Config | None = None,
 ) -> str:
-    """Generate the users, embed their photos (cached), evaluate every history size; Markdown
-    tables of F1@5, the drafts, the single-topic user, and the training time of the largest
-    history (what ``train personalizer`` fits, on the holdout user).
-
-    ``pipeline(caption, labels) -> tags`` is the non-personalized hashtagger; by default the
-    project's ``suggest_hashtags`` with the shipped prior, fed the other caption slot and the
-    photo's ImageNet labels.
-    """
+    """Generate the users, analyse their photos as a scan on ``config`` would (cached; the
+    shipped defaults when None), evaluate every history size; Markdown tables of F1@5, the
+    drafts, the single-topic user, and the training time of the largest history (what ``train
+    personalizer`` fits, on the holdout user)."""
     from photobatch.models.prior import default_prior, harrison_idf
 
-    prior = default_prior()
-    idf = harrison_idf(prior)  # the background ``train personalizer`` uses
-    if pipeline is None:
-        from photobatch.models.hashtags import suggest_hashtags
-
-        def pipeline(caption: str, labels: list[str]) -> list[str]:
-            return suggest_hashtags(caption, labels, prior)
-
+    idf = harrison_idf(default_prior())  # the background ``train personalizer`` uses
     histories = sorted(histories)
     users = generate_users(
         data, n_users, histories[-1] + TEST_POSTS, seed, topic_posts=topic_history + TEST_POSTS
     )
     names = sorted({p.image for u in users for p in (*u.posts, *u.others)})
-    pooled, labels = photo_features(data / "flickr8k" / "images", names, cache_dir)
+    pooled, candidates = photo_features(
+        data / "flickr8k" / "images", names, cache_dir, config or Config()
+    )
     embeddings = dict(zip(names, pooled, strict=True))
-    label_of = dict(zip(names, labels, strict=True))
-
-    def tags_of(post: BenchPost) -> list[str]:
-        return pipeline(post.pipeline_caption, label_of[post.image])
-
+    tags_of = dict(zip(names, candidates, strict=True))
     bench: dict[int, list[dict[str, dict[str, float]]]] = {h: [] for h in histories}
     holdout: dict[int, dict[str, dict[str, float]]] = {}
     drafts = {h: DraftStats() for h in histories}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from photobatch.core.config import Config
 from photobatch.core.text import FUNCTION_WORDS, tokenize
 
 # Caption words that are HARRISON tags but not what a photo shows: function words, and where or
@@ -72,13 +73,12 @@ def content_tags(captions: Sequence[str], vocab: Counter[str]) -> list[str]:
 
 @dataclass(frozen=True)
 class BenchPost:
-    """A synthetic post: the real photo and caption, generated tags, and the pipeline's input."""
+    """A synthetic post: the real photo and caption, and generated tags."""
 
     image: str
     taken_at: str
     caption: str
     hashtags: tuple[str, ...]
-    pipeline_caption: str
     content: tuple[str, ...]  # what the photo shows: its content tags
 
 
@@ -203,7 +203,7 @@ def _post(
     voice: int,
 ) -> BenchPost:
     """A post of ``image`` on the ``day``-th posting day (two days apart), tags in random order;
-    the text is caption slot ``voice``, the pipeline sees the next slot."""
+    the text is caption slot ``voice``."""
     tags = list(dict.fromkeys(tags))
     rng.shuffle(tags)
     return BenchPost(
@@ -211,46 +211,44 @@ def _post(
         taken_at=(date(2019, 1, 1) + timedelta(days=2 * day)).isoformat(),
         caption=flickr[image][voice],
         hashtags=tuple(tags),
-        pipeline_caption=flickr[image][(voice + 1) % 5],
         content=tuple(tags_of[image][:3]),
     )
 
 
 def photo_features(
-    images: Path, names: Sequence[str], cache_dir: Path, batch_size: int = 32
+    images: Path, names: Sequence[str], cache_dir: Path, config: Config, batch_size: int = 32
 ) -> tuple[np.ndarray, list[list[str]]]:
-    """Pooled EfficientNet-Lite0 embeddings (N, 1280) and top-5 ImageNet labels, cached.
+    """Pooled EfficientNet-Lite0 embeddings (N, 1280) and the scan's candidates, cached.
 
-    Computed once per photo with the project's encoder and preprocessing. The cache holds every
-    photo any benchmark asked for, by name, so benchmarks of other sizes only embed the photos
-    they add; it is named after the encoder's version, so new weights never read stale vectors.
+    Computed once per photo by the model stack a scan runs on ``config`` (on the CPU), so the
+    benchmark's non-personalized tags are a scan's: grounded hashtags, best first. The cache holds
+    every photo any benchmark asked for, by name, so benchmarks of other sizes only analyse the
+    photos they add; it is named after the stack's versions string, so new weights or settings
+    never read stale results.
     """
-    import torch
-
     from photobatch.library.imaging import load_image, to_tensor
-    from photobatch.models.encoder import image_encoder
+    from photobatch.models.stack import model_set
 
-    encoder = image_encoder("cpu")
-    path = cache_dir / f"personal-bench-{encoder.name}-{encoder.version}.npz"
+    analyzer = model_set(config, "cpu")
+    path = cache_dir / f"personal-bench-{analyzer.models}.npz"
     known: dict[str, tuple[np.ndarray, list[str]]] = {}
     if path.is_file():
         with np.load(path, allow_pickle=False) as data:
             cached = zip(
                 json.loads(str(data["names"])),
                 data["pooled"],
-                json.loads(str(data["labels"])),
+                json.loads(str(data["candidates"])),
                 strict=True,
             )
-            known = {n: (v, lab) for n, v, lab in cached}
+            known = {n: (v, tags) for n, v, tags in cached}
     todo = [n for n in dict.fromkeys(names) if n not in known]
     if todo:
-        for start in tqdm(range(0, len(todo), batch_size), desc="embedding photos"):
+        for start in tqdm(range(0, len(todo), batch_size), desc="analysing photos"):
             chunk = todo[start : start + batch_size]
-            batch = torch.stack([to_tensor(load_image(images / n)) for n in chunk])
-            out = encoder.encode(batch)
-            vectors = out.pooled.numpy().astype(np.float16)
+            analyses = analyzer.analyze(chunk, [to_tensor(load_image(images / n)) for n in chunk])
             known.update(
-                zip(chunk, zip(vectors, encoder.labels(out.logits, 5), strict=True), strict=True)
+                (n, (np.frombuffer(a.embedding, "<f2"), a.candidates))
+                for n, a in zip(chunk, analyses, strict=True)
             )
         cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp.npz")
@@ -259,7 +257,7 @@ def photo_features(
             tmp,
             names=np.array(json.dumps(every)),
             pooled=np.stack([known[n][0] for n in every]),
-            labels=np.array(json.dumps([known[n][1] for n in every])),
+            candidates=np.array(json.dumps([known[n][1] for n in every])),
         )
         tmp.replace(path)
     pooled = np.stack([known[n][0] for n in names]).astype(np.float32)
