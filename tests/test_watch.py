@@ -90,6 +90,9 @@ def test_slow_copy_is_processed_once_after_it_settles_and_moves_keep_results(
     )
     assert len(analysed) == 1 and analysed[0][1]
     assert rows(index, "SELECT count(*) FROM photos") == [(1,)]
+    # The batch's scan row is written just after its photo rows: wait for it, then count.
+    analysed_once = "SELECT count(*) FROM scans WHERE summary LIKE '%\"analyzed\": 1%'"
+    wait_for(lambda: rows(index, analysed_once) != [(0,)], what="the batch's scan row")
     summaries = [s for (s,) in rows(index, "SELECT summary FROM scans")]
     assert sum('"analyzed": 1' in s for s in summaries) == 1, "processed more than once"
     assert not any('"errors": 1' in s for s in summaries), "read while still being written"
