@@ -253,7 +253,7 @@ def test_deleted_sidecar_is_written_again_without_rereading_the_photo(
     def no_reading(item: object) -> None:
         raise AssertionError("an unchanged photo was read again")
 
-    monkeypatch.setattr(pipeline, "_identify", no_reading)
+    monkeypatch.setattr(pipeline, "identify", no_reading)
     summary, _, _ = scan(tmp_path, root, formats=("xmp", "json"))
     assert summary.unchanged == 2 and summary.problems == []
     assert (root / "a.jpg.xmp").read_bytes() == written

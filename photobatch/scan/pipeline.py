@@ -17,8 +17,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,45 +27,19 @@ from tqdm import tqdm
 
 from photobatch.core.config import Config
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
-from photobatch.library.discovery import read_problem, sha256_file, walk
+from photobatch.library.discovery import walk
 from photobatch.library.index import Index
-from photobatch.library.metadata import read_metadata
 from photobatch.library.schema import now
 from photobatch.library.sidecars import SidecarSync
 from photobatch.scan.summary import ScanError, ScanSummary
+from photobatch.scan.work import JPEG_SUFFIXES, Batch, Item, decode, identify, read_for_gpu
 
 if TYPE_CHECKING:
-    import torch
-
     from photobatch.library.gpu_decoding import GpuJpegDecoder
     from photobatch.models.stack import Analyzer
 
-# Files the GPU decoder may take (it checks their headers); the names are matched like discovery.
-JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 # Batches decoded ahead while the models load (32 photos of 224x224 float32 are 19 MB).
 LOAD_AHEAD = 4
-
-
-@dataclass
-class _Item:
-    """One changed or new file on its way through a batch."""
-
-    found: FoundFile
-    is_new: bool
-    sha256: str | None = None
-    metadata: PhotoMetadata | None = None
-    error: str | None = None
-    image: torch.Tensor | None = None
-    jpeg: bytes | None = None  # the file's bytes, when the GPU decodes it
-
-
-@dataclass
-class _Batch:
-    """A batch whose photos are being decoded in the pool while the previous one is analysed."""
-
-    items: list[_Item]
-    to_decode: list[_Item]
-    decoding: list[Future[None]]
 
 
 class Scanner:
@@ -233,7 +207,7 @@ class Scanner:
         summary.found += len(found)
         models = self.analyzer.models
         stale = set() if reanalyse else self.index.stale_analyses(models)
-        todo: list[_Item] = []
+        todo: list[Item] = []
         restore: list[Path] = []  # unchanged photos whose sidecar was deleted
         for f in found:
             old = known.get(str(f.path))
@@ -249,7 +223,7 @@ class Scanner:
                 summary.reanalysed += 1
             else:
                 summary.changed += 1
-            todo.append(_Item(f, is_new=old is None))
+            todo.append(Item(f, is_new=old is None))
 
         with (
             ThreadPoolExecutor(max(1, self.config.workers)) as pool,
@@ -263,7 +237,7 @@ class Scanner:
             # The pool decodes ahead while the models work: one batch ahead once they run, up
             # to LOAD_AHEAD batches while they are still loading, so the seconds of importing
             # torch and loading weights are spent decoding instead of waiting.
-            pending: deque[_Batch] = deque()
+            pending: deque[Batch] = deque()
             for items in self._batches(todo):
                 pending.append(self._prepare(items, pool, summary, None if reanalyse else models))
                 ahead = 1 if self._models_ready() else LOAD_AHEAD
@@ -277,7 +251,7 @@ class Scanner:
     def _models_ready(self) -> bool:
         return self._warm_up is None or not self._warm_up.is_alive()
 
-    def _batches(self, todo: list[_Item]) -> Iterator[list[_Item]]:
+    def _batches(self, todo: list[Item]) -> Iterator[list[Item]]:
         """``todo`` in batches: the CPU's size until the models are loaded on a GPU, then its."""
         rest = iter(todo)
         while True:
@@ -287,25 +261,25 @@ class Scanner:
                 return
             yield batch
 
-    def _finish_next(self, pending: deque[_Batch], summary: ScanSummary, bar: tqdm) -> None:
+    def _finish_next(self, pending: deque[Batch], summary: ScanSummary, bar: tqdm) -> None:
         batch = pending.popleft()
         self._finish(batch, summary)
         bar.update(len(batch.items))
 
     def _prepare(
         self,
-        items: list[_Item],
+        items: list[Item],
         pool: ThreadPoolExecutor,
         summary: ScanSummary,
         models: str | None,
-    ) -> _Batch:
+    ) -> Batch:
         """Hash and read EXIF (waiting for it), then start decoding what the models need: the
         photos without results of these ``models`` (every photo when ``models`` is None)."""
-        list(pool.map(_identify, items))
+        list(pool.map(identify, items))
         ok = [item for item in items if item.error is None]
         hashes = (item.sha256 for item in ok if item.sha256)
         done = set() if models is None else self.index.analyzed(hashes, models)
-        first: dict[str, _Item] = {}
+        first: dict[str, Item] = {}
         for item in ok:
             assert item.sha256 is not None
             if item.sha256 in done:
@@ -319,13 +293,13 @@ class Scanner:
         # other format) the pool decodes with Pillow.
         gpu = self._gpu_jpeg is not None and self._models_ready()
 
-        def step(item: _Item) -> Callable[[_Item], None]:
+        def step(item: Item) -> Callable[[Item], None]:
             on_gpu = gpu and item.found.path.suffix.lower() in JPEG_SUFFIXES
-            return _read_jpeg if on_gpu else _decode
+            return read_for_gpu if on_gpu else decode
 
-        return _Batch(items, to_decode, [pool.submit(step(item), item) for item in to_decode])
+        return Batch(items, to_decode, [pool.submit(step(item), item) for item in to_decode])
 
-    def _finish(self, pending: _Batch, summary: ScanSummary) -> None:
+    def _finish(self, pending: Batch, summary: ScanSummary) -> None:
         """Run the models on a prepared batch, write its sidecars, then commit it."""
         for future in pending.decoding:
             future.result()
@@ -365,7 +339,7 @@ class Scanner:
             rows.append((item.found, item.metadata, item.sha256, status, item.error))
         self.index.write_batch(rows, analyses)
 
-    def _decode_on_gpu(self, items: list[_Item]) -> None:
+    def _decode_on_gpu(self, items: list[Item]) -> None:
         """Decode JPEGs read for the GPU there; what nvJPEG cannot decode goes through Pillow."""
         if not items:
             return
@@ -376,12 +350,12 @@ class Scanner:
         for item, image in zip(items, images, strict=True):
             item.jpeg = None
             if image is None:
-                _decode(item)
+                decode(item)
             else:
                 item.image = image
 
     def _write_sidecars(
-        self, batch: list[_Item], fresh: dict[str, Analysis], summary: ScanSummary
+        self, batch: list[Item], fresh: dict[str, Analysis], summary: ScanSummary
     ) -> None:
         """Write each photo's sidecars (a new path's comes along from where its content was, if
         that file is gone: a move); a photo whose sidecar failed is retried next scan."""
@@ -415,38 +389,6 @@ class Scanner:
                 item.metadata = replace(metadata, warning="; ".join(n for n in notes if n))
                 # An impossible mtime makes the next scan's change gate look at it again.
                 item.found = replace(item.found, mtime_ns=-1)
-
-
-def _identify(item: _Item) -> None:
-    """Content hash and EXIF for one file (runs in the pool)."""
-    path = item.found.path
-    try:
-        item.sha256 = sha256_file(path)
-    except OSError as exc:
-        item.error = read_problem(path, exc)
-        return
-    item.metadata = read_metadata(path)
-
-
-def _decode(item: _Item) -> None:
-    """Decode and preprocess one photo for the encoder (runs in the pool)."""
-    from photobatch.library.imaging import ImageError, load_image, to_tensor
-
-    try:
-        item.image = to_tensor(load_image(item.found.path))
-    except ImageError as exc:
-        item.error = str(exc)
-    except OSError as exc:
-        item.error = read_problem(item.found.path, exc)
-
-
-def _read_jpeg(item: _Item) -> None:
-    """Read a JPEG for the GPU decoder (runs in the pool); odd ones are decoded by Pillow."""
-    from photobatch.library.gpu_decoding import read_jpeg
-
-    item.jpeg = read_jpeg(item.found.path)
-    if item.jpeg is None:
-        _decode(item)
 
 
 def _is_below(path: str, roots: list[Path]) -> bool:

@@ -1,0 +1,75 @@
+"""One photo's work in the scan's thread pool: hashing and EXIF, then decoding for the encoder.
+
+Pillow, hashlib and file reads release the GIL, so a few threads keep the models fed.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from photobatch.core.records import FoundFile, PhotoMetadata
+from photobatch.library.discovery import read_problem, sha256_file
+from photobatch.library.metadata import read_metadata
+
+if TYPE_CHECKING:
+    import torch
+
+
+# Files the GPU decoder may take (it checks their headers); the names are matched like discovery.
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+
+
+@dataclass
+class Item:
+    """One changed or new file on its way through a batch."""
+
+    found: FoundFile
+    is_new: bool
+    sha256: str | None = None
+    metadata: PhotoMetadata | None = None
+    error: str | None = None
+    image: torch.Tensor | None = None
+    jpeg: bytes | None = None  # the file's bytes, when the GPU decodes it
+
+
+@dataclass
+class Batch:
+    """A batch whose photos are being decoded in the pool while the previous one is analysed."""
+
+    items: list[Item]
+    to_decode: list[Item]
+    decoding: list[Future[None]]
+
+
+def identify(item: Item) -> None:
+    """Content hash and EXIF for one file (runs in the pool)."""
+    path = item.found.path
+    try:
+        item.sha256 = sha256_file(path)
+    except OSError as exc:
+        item.error = read_problem(path, exc)
+        return
+    item.metadata = read_metadata(path)
+
+
+def decode(item: Item) -> None:
+    """Decode and preprocess one photo for the encoder (runs in the pool)."""
+    from photobatch.library.imaging import ImageError, load_image, to_tensor
+
+    try:
+        item.image = to_tensor(load_image(item.found.path))
+    except ImageError as exc:
+        item.error = str(exc)
+    except OSError as exc:
+        item.error = read_problem(item.found.path, exc)
+
+
+def read_for_gpu(item: Item) -> None:
+    """Read a JPEG for the GPU decoder (runs in the pool); odd ones are decoded by Pillow."""
+    from photobatch.library.gpu_decoding import read_jpeg
+
+    item.jpeg = read_jpeg(item.found.path)
+    if item.jpeg is None:
+        decode(item)
