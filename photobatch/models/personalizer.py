@@ -9,7 +9,8 @@ torch, so a scan can check which head ranked its photos for free.
 
 Ranking: every tag in play (the pipeline's candidates and the user's own tags) gets features that
 condition on the photo, and a logistic-regression mix calibrated on the user's latest posts scores
-it (all the features, the vote alone, or halfway between: whichever ranks those posts best):
+it (every feature, the vote and the candidates' order alone, or halfway: whichever ranks those
+posts best):
 
 * ``vote``: the user's ``K_NEIGHBOURS`` most similar past photos vote for their tags, weighted by
   a kernel on cosine similarity relative to the user's typical neighbour (MACON's user-habit

@@ -4,9 +4,9 @@ The posts are split by time. The CSMN head is fitted with teacher forcing on the
 the latest 20% calibrate the mix: each of their photos gets its features from the earlier posts
 alone (kNN vote, co-occurrence, the head, the pipeline's candidates), logistic regressions on
 "was this tag posted" fit the weights, and the mix that ranks those posts best (F1@5 against their
-real tags: the vote alone, all features, or halfway) ships. The memory then holds every post.
-The result is a ``photobatch.models.personalizer.Personalizer`` saved with the index; a scan only
-loads it and never imports this module.
+real tags: the vote and the candidates' order, every feature, or halfway) ships. The memory then
+holds every post. The result is a ``photobatch.models.personalizer.Personalizer`` saved with the
+index; a scan only loads it and never imports this module.
 """
 
 from __future__ import annotations
@@ -207,17 +207,17 @@ def memory_of(posts: Sequence[HistoryPost]) -> Memory:
 
 
 RANKED = 5  # the F1@k the mixes are compared on: the tags a user reads first
-MIXES = ("vote only", "halfway", "fitted")  # simplest first: a tie goes to the simpler
+MIXES = ("vote and candidates", "halfway", "fitted")  # simplest first: a tie goes to the simpler
 
 
 def choose_mix(ranking: Personalizer, posts: Sequence[HistoryPost]) -> tuple[str, np.ndarray]:
     """The mix (a ``MIXES`` name) that ranks ``posts`` best, and its weights fitted on them all.
 
     A logistic regression on ~20% of a small history can overfit or lean on weak features and
-    lose to the vote it contains, so the vote alone (calibrated), the fitted mix and the halfway
-    between are compared by F1@``RANKED`` of each post's real tags, two-fold (fitted on the even
-    posts, scored on the odd ones and back), every post ranked by ``ranking.order`` from the
-    earlier posts only; deterministic."""
+    lose to the vote it contains, so the vote with the pipeline's order alone, every feature, and
+    the halfway between are compared by F1@``RANKED`` of each post's real tags, two-fold (fitted
+    on the even posts, scored on the odd ones and back), every post ranked by ``ranking.order``
+    from the earlier posts only; deterministic."""
     rows = [ranking.features(p.embedding, p.candidates) for p in posts]
     labels = [
         np.array([float(t in p.hashtags) for t in tags])
@@ -239,9 +239,11 @@ def choose_mix(ranking: Personalizer, posts: Sequence[HistoryPost]) -> tuple[str
 def mix_weights(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
     """Each of ``MIXES`` fitted on the feature rows ``xs`` and their posted-or-not ``ys``."""
     x, y = np.concatenate(xs), np.concatenate(ys)
-    vote = fit_weights(x, y, ("vote", "bias"))
+    # Not the vote alone: it would rank a photo unlike the history (food on a dog account) by
+    # faint votes over the pipeline's candidates, which the calibration posts cannot show.
+    vote = fit_weights(x, y, ("vote", "candidate", "bias"))
     fitted = fit_weights(x, y, FEATURES)
-    return {"vote only": vote, "halfway": (vote + fitted) / 2, "fitted": fitted}
+    return {"vote and candidates": vote, "halfway": (vote + fitted) / 2, "fitted": fitted}
 
 
 def fit_weights(x: np.ndarray, y: np.ndarray, use: Sequence[str], l2: float = 0.1) -> np.ndarray:
