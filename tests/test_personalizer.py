@@ -179,6 +179,33 @@ def test_training_progress_bars_stay_out_of_a_log(capfd: pytest.CaptureFixture[s
 # -- real photos: habits follow the photo, the vote, the drafts -----------------------------------
 
 
+def _tagged_by(source: str, seed: int) -> list[HistoryPost]:
+    """60 posts whose tags follow the photo (``source`` "photo") or only what the pipeline's top
+    candidate names (``source`` "candidates": w3 first among seven of twelve words -> #myw3)."""
+    rng = np.random.default_rng(seed)
+    words = [f"w{i}" for i in range(12)]
+    posts = []
+    for i in range(60):
+        kind = i % 3
+        drawn = tuple(str(w) for w in rng.choice(words, 7, replace=False))
+        tags = (CONTENT[kind], "surf") if source == "photo" else (f"my{drawn[0]}",)
+        posts.append(HistoryPost(f"2020-01-{i:03d}", f"day {i}", tags, _photo(kind, rng), drawn))
+    return posts
+
+
+def test_the_shipped_mix_is_the_one_that_ranks_the_users_latest_posts_best() -> None:
+    """Tags that follow the photo: the vote ranks them as well as any mix, and the simplest mix
+    ships (ties go to the simpler). A tag that follows the pipeline's top candidate among seven
+    on-topic ones: the vote and the candidates' order cannot pick it, the co-occurrence can, so
+    a mix with it ships."""
+    settings = TrainSettings(epochs=3, batch_size=16)
+    by_photo = train_on_posts(_tagged_by("photo", 1), _idf, settings)
+    assert "mix: vote and candidates" in by_photo.summary
+    by_candidates = train_on_posts(_tagged_by("candidates", 2), _idf, settings)
+    assert "mix: vote and candidates" not in by_candidates.summary
+    assert "mix: default" not in by_candidates.summary
+
+
 @pytest.fixture(scope="module")
 def dog_lover(research_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The benchmark's single-topic user on real photos: 60 dog posts with #goodboy..., 10 new

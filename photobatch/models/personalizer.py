@@ -8,7 +8,9 @@ saves it with the index as ``personalizer.pt`` (plain tensors, lists and numbers
 torch, so a scan can check which head ranked its photos for free.
 
 Ranking: every tag in play (the pipeline's candidates and the user's own tags) gets features that
-condition on the photo, and a logistic-regression mix fitted on the user's latest posts scores it:
+condition on the photo, and a logistic-regression mix calibrated on the user's latest posts scores
+it (every feature, the vote and the candidates' order alone, or halfway: whichever ranks those
+posts best):
 
 * ``vote``: the user's ``K_NEIGHBOURS`` most similar past photos vote for their tags, weighted by
   a kernel on cosine similarity relative to the user's typical neighbour (MACON's user-habit
@@ -397,6 +399,16 @@ class Personalizer:
         photo shows): #goodboy stays on dogs, content tags fill the other photos."""
         tags, x = self.features(embedding, candidates)
         score = x @ self.weights
+        ranked, cap = {}, 1.0
+        for i in self.order(tags, score, candidates)[:k]:
+            cap = min(cap, 1 / (1 + math.exp(-score[i])))
+            ranked[tags[i]] = round(cap, 3)
+        return ranked
+
+    def order(self, tags: Sequence[str], score: np.ndarray, candidates: Sequence[str]) -> list[int]:
+        """Indices of ``tags`` best first by ``score``, a content-following tag whose anchors the
+        photo does not show after every other (the rule ``rerank_scored`` describes); training
+        ranks its calibration posts with it, so every mix it compares ranks as a scan would."""
         offered, shown = set(candidates), set(list(dict.fromkeys(candidates))[:CO_SEEDS])
         anchors = self.memory.anchors
 
@@ -404,12 +416,7 @@ class Personalizer:
             t = tags[i]
             return t not in offered and t in anchors and not anchors[t] & shown
 
-        order = sorted(range(len(tags)), key=lambda i: (off_topic(i), -score[i], tags[i]))
-        ranked, cap = {}, 1.0
-        for i in order[:k]:
-            cap = min(cap, 1 / (1 + math.exp(-score[i])))
-            ranked[tags[i]] = round(cap, 3)
-        return ranked
+        return sorted(range(len(tags)), key=lambda i: (off_topic(i), -score[i], tags[i]))
 
     def draft_post(self, embedding: np.ndarray, candidates: Sequence[str] = ()) -> str | None:
         """The user's own text of the most similar past photo that is at least as close as the

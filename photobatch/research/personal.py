@@ -65,6 +65,7 @@ from photobatch.training.personalizer import (
     HistoryPost,
     TrainSettings,
     history_from_index_post,
+    prf,
     stored_pipeline_tags,
     train_on_posts,
 )
@@ -76,15 +77,6 @@ SHIPPED = "personalized (what scans use)"
 
 
 # -- evaluation ----------------------------------------------------------------------------------
-
-
-def prf(pred: Sequence[str], truth: Sequence[str], k: int | None) -> tuple[float, float, float]:
-    """Precision, recall, F1 of one post; ``k`` None compares the sets (CSMN's set F1)."""
-    top = list(pred)[:k] if k is not None else list(pred)
-    hits = len(set(top) & set(truth))
-    p = hits / (k if k is not None else max(len(top), 1))
-    r = hits / max(len(truth), 1)
-    return p, r, (2 * p * r / (p + r) if hits else 0.0)
 
 
 @dataclass
