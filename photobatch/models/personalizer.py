@@ -41,6 +41,7 @@ import numpy as np
 from photobatch.core.errors import UserError
 from photobatch.core.text import tokenize
 from photobatch.models.base import Model
+from photobatch.models.personal_memory import CO_SEEDS, K_NEIGHBOURS, Memory, unit
 
 if TYPE_CHECKING:
     import torch
@@ -48,7 +49,6 @@ if TYPE_CHECKING:
     from photobatch.core.records import Analysis
     from photobatch.library.index import Index
     from photobatch.models.nn.csmn import CSMN
-    from photobatch.models.prior import HashtagPrior
 
 FILE_NAME = "personalizer.pt"
 # Below this many posts with hashtags no tag repeats often enough to tell a habit from a one-off.
@@ -143,148 +143,10 @@ class PersonalizerError(UserError, ValueError):
     """A personal head file that cannot be used; the message names the file and why."""
 
 
-# The kNN vote's neighbours and its similarity kernel, chosen on the benchmark users (see
-# ``photobatch.research.personal``): a neighbour weighs exp((cosine - typical) / TAU), where
-# ``typical`` is the user's own mean neighbour similarity, and PSEUDO weight of "no evidence" is
-# added to every vote, so a photo unlike anything the user posted gets small votes.
-K_NEIGHBOURS = 10
-TAU = 0.05
-PSEUDO = 2.0
-CO_SMOOTHING = 2.0  # pseudo-posts of the HARRISON prior behind the user's own co-occurrence
-CO_SEEDS = 5  # candidates (best first) whose co-occurring user tags are looked up
-ANCHOR_SHARE = 0.5
-# A tag on this share of the posts says nothing about what a photo shows, so it anchors no tag
-# (an export whose every post has the same tags, with photos never scanned, has only those).
-SIGNATURE_SHARE = 0.8
-MIN_ANCHORED = 3  # posts with a tag before its anchors are trusted
 FEATURES = ("vote", "candidate", "co-occurrence", "csmn", "bias")
 # Mix weights for a user whose history gives too few photos with candidates to fit their own:
 # the mean of the weights fitted on the benchmark users.
 DEFAULT_WEIGHTS = (3.5, 3.7, 7.9, 1.4, -4.9)
-
-
-@dataclass
-class Memory:
-    """The user's past posts as the ranking and the drafts read them: unit photo vectors, tags,
-    post text (hashtags and mentions removed, emoji kept)."""
-
-    bank: np.ndarray  # (N, 1280) float32, rows of length 1
-    tags: list[tuple[str, ...]]
-    texts: list[str]
-    content: list[tuple[str, ...]]  # what each photo shows: its candidates, else its hashtags
-    typical: float = 0.0  # mean cosine of a past photo to its K_NEIGHBOURS nearest others
-
-    def __post_init__(self) -> None:
-        self.frequency = {t: n / len(self.tags) for t, n in _counts(self.tags).items()}
-        self.shown = _counts(self.content)
-        self.pairs: dict[str, dict[str, int]] = {}
-        for content, tags in zip(self.content, self.tags, strict=True):
-            for c in set(content):
-                row = self.pairs.setdefault(c, {})
-                for t in set(tags):
-                    row[t] = row.get(t, 0) + 1
-        # A tag's anchors: what the photos it was posted on (nearly) always show. A tag with
-        # anchors follows content (#goodboy: a dog); one without is a signature (#travelgram).
-        used = _counts(self.tags)
-        self.anchors: dict[str, set[str]] = {}
-        for c, row in self.pairs.items():
-            if self.frequency.get(c, 0.0) >= SIGNATURE_SHARE:
-                continue  # a tag on (nearly) every post shows nothing: it anchors no other tag
-            for t, n in row.items():
-                if used[t] >= MIN_ANCHORED and n >= ANCHOR_SHARE * used[t] and c != t:
-                    self.anchors.setdefault(t, set()).add(c)
-
-    @classmethod
-    def build(
-        cls,
-        vectors: Sequence[np.ndarray],
-        tags: Sequence[Sequence[str]],
-        texts: Sequence[str],
-        content: Sequence[Sequence[str]],
-    ) -> Memory:
-        bank = unit(np.stack(vectors).astype(np.float32))
-        sims = bank @ bank.T
-        np.fill_diagonal(sims, -np.inf)
-        k = min(K_NEIGHBOURS, len(bank) - 1)
-        typical = float(np.sort(sims, axis=1)[:, ::-1][:, :k].mean()) if k > 0 else 0.0
-        return cls(
-            bank, [tuple(t) for t in tags], list(texts), [tuple(c) for c in content], typical
-        )
-
-    def neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Indices of the nearest past photos (best first) and their kernel weights."""
-        sims = self.bank @ unit(vector)
-        order = np.argsort(-sims, kind="stable")[:K_NEIGHBOURS]
-        return order, np.exp((sims[order] - self.typical) / TAU)
-
-    def vote(self, vector: np.ndarray) -> tuple[dict[str, float], float]:
-        """Similarity-weighted share of the nearest past photos that carry each tag, and how
-        familiar the photo is (0: unlike any past photo, towards 1: like many)."""
-        order, weights = self.neighbours(vector)
-        total = float(weights.sum()) + PSEUDO
-        votes: dict[str, float] = {}
-        for i, w in zip(order, weights, strict=True):
-            for t in self.tags[int(i)]:
-                votes[t] = votes.get(t, 0.0) + float(w) / total
-        return votes, 1 - PSEUDO / total
-
-    def co_occurrence(self, candidates: Sequence[str]) -> dict[str, float]:
-        """P(user tag | content tag) over the best candidates, weighted by rank: the user's own
-        counts, backed off to HARRISON's association (cosine of the prior's vectors)."""
-        from photobatch.models.prior import default_prior
-
-        prior = default_prior()
-        seeds = list(dict.fromkeys(candidates))[:CO_SEEDS]
-        norm = sum(1 / (1 + r) for r in range(len(seeds))) or 1.0
-        scores: dict[str, float] = {}
-        for rank, c in enumerate(seeds):
-            row, n_c = self.pairs.get(c, {}), self.shown.get(c, 0)
-            for t in self.frequency:
-                backoff = _association(prior, c, t)
-                p = (row.get(t, 0) + CO_SMOOTHING * backoff) / (n_c + CO_SMOOTHING)
-                if p > 0:
-                    scores[t] = scores.get(t, 0.0) + p / (1 + rank) / norm
-        return scores
-
-    def state(self) -> dict[str, object]:
-        import torch
-
-        return {
-            "bank": torch.from_numpy(self.bank.astype(np.float16)),
-            "tags": [list(t) for t in self.tags],
-            "texts": self.texts,
-            "content": [list(c) for c in self.content],
-            "typical": self.typical,
-        }
-
-    @classmethod
-    def from_state(cls, state: dict) -> Memory:
-        bank = state["bank"].numpy().astype(np.float32)
-        tags = [tuple(t) for t in state["tags"]]
-        content = [tuple(c) for c in state["content"]]
-        return cls(bank, tags, list(state["texts"]), content, float(state["typical"]))
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    """``x`` (a vector or rows) scaled to length 1."""
-    norm = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norm, 1e-8)
-
-
-def _counts(tag_lists: Sequence[Sequence[str]]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for tags in tag_lists:
-        for t in set(tags):
-            counts[t] = counts.get(t, 0) + 1
-    return counts
-
-
-def _association(prior: HashtagPrior, c: str, t: str) -> float:
-    """HARRISON's association of two tags: their cosine, floored at 0 (0 when either is unknown)."""
-    i, j = prior.index_of(c), prior.index_of(t)
-    if i is None or j is None:
-        return 0.0
-    return max(0.0, float(prior.vectors[i] @ prior.vectors[j]))
 
 
 class Personalizer:

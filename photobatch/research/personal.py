@@ -51,7 +51,8 @@ from photobatch.core.config import Config
 from photobatch.core.records import Post as IndexPost
 from photobatch.core.text import tokenize
 from photobatch.library.index import Index
-from photobatch.models.personalizer import K_NEIGHBOURS, Personalizer, unit
+from photobatch.models.personal_memory import K_NEIGHBOURS, unit
+from photobatch.models.personalizer import Personalizer
 from photobatch.research.personal_users import (
     HOLDOUT,
     TOPIC_TAGS,

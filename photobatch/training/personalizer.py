@@ -27,13 +27,13 @@ from tqdm import tqdm
 
 from photobatch.core.text import draft_text, tfidf_profile
 from photobatch.models.nn.csmn import BOS, CSMN, EOS, PAD, SPECIALS, CSMNConfig
+from photobatch.models.personal_memory import Memory
 from photobatch.models.personalizer import (
     DEFAULT_WEIGHTS,
     FEATURES,
     MIN_TAGGED_POSTS,
     NO_POSTS,
     Head,
-    Memory,
     Personalizer,
     Vocab,
     one_thread,
