@@ -89,14 +89,20 @@ def extract_hashtags(caption: str) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-def _words(text: str) -> frozenset[str]:
+def word_list(text: str) -> frozenset[str]:
     """A word list written as one whitespace-separated string (easier to read and review)."""
     return frozenset(text.split())
 
 
+def letter_words(text: str) -> set[str]:
+    """The lower-case runs of letters of ``text``: how a caption is matched against word lists
+    (the person and dog nouns of the hallucination rate), as the shared ``dev-check`` does."""
+    return set(re.findall(r"[a-z]+", text.lower()))
+
+
 # English function words: never a hashtag (the tagger can mistake them for nouns), never a profile
 # term, never a benchmark user's content tag.
-FUNCTION_WORDS = _words(
+FUNCTION_WORDS = word_list(
     """a an the this that these those some any no each every all both either neither other another
     such own same i me my myself we us our ours ourselves you your yours yourself yourselves he
     him his himself she her hers herself it its itself they them their theirs themselves who whom
@@ -112,11 +118,11 @@ FUNCTION_WORDS = _words(
 
 # Function words in running text that are also nouns a photo can show (a can, a will): stopped
 # in profile terms, kept in hashtags.
-_AUXILIARY_NOUNS = _words("can will")
+_AUXILIARY_NOUNS = word_list("can will")
 
 
 # What splitting a caption at apostrophes leaves of don't, I'm, we'll and friends.
-_APOSTROPHE_FRAGMENTS = _words(
+_APOSTROPHE_FRAGMENTS = word_list(
     """s t d ll m o re ve y im don isn aren wasn weren hasn haven hadn doesn didn won wouldn shan
     shouldn couldn mustn ain"""
 )

@@ -16,7 +16,6 @@ use an index takes from the old place only what is provably its own, and says so
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import sqlite3
 import tempfile
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from photobatch.core.errors import UserError
 from photobatch.instagram.importer import COPY_CHUNK, MEDIA_DIR
+from photobatch.library.discovery import sha256_file
 from photobatch.library.index import Index
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -98,8 +98,8 @@ def _move(src: Path, dest: Path, sha256: str | None, keep: bool) -> None:
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
-        expected = sha256 or _digest(src)
-        if not (dest.is_file() and _digest(dest) == expected):
+        expected = sha256 or sha256_file(src)
+        if not (dest.is_file() and sha256_file(dest) == expected):
             fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=".move-", suffix=dest.suffix)
             try:
                 with open(src, "rb") as source, os.fdopen(fd, "wb") as out:
@@ -107,7 +107,7 @@ def _move(src: Path, dest: Path, sha256: str | None, keep: bool) -> None:
                         out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())
-                if _digest(Path(tmp)) != expected:
+                if sha256_file(Path(tmp)) != expected:
                     raise OSError(errno.EIO, "the copy does not match the original")
                 os.replace(tmp, dest)
             finally:
@@ -118,14 +118,6 @@ def _move(src: Path, dest: Path, sha256: str | None, keep: bool) -> None:
         raise MigrationError(
             f"{src}: cannot move it to {dest}: {exc.strerror or exc} (it is still where it was)"
         ) from exc
-
-
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(COPY_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _other_indexes(index: Path) -> dict[Path, Others]:

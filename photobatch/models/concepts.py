@@ -16,14 +16,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from photobatch.core.text import word_list
+
 
 def _span(first: int, last: int) -> list[int]:
     """ImageNet class indices ``first`` to ``last``, both included."""
     return list(range(first, last + 1))
-
-
-def _words(text: str) -> frozenset[str]:
-    return frozenset(text.split())
 
 
 @dataclass(frozen=True)
@@ -206,23 +204,23 @@ SCENE_CAPTIONS: dict[str, str] = {
 
 # What counts as naming a person or a dog in a caption: the word lists of the shared dev-check,
 # used for the heads' training labels and the hallucination rate of `evaluate captioner`.
-PERSON_NOUNS = _words(
+PERSON_NOUNS = word_list(
     """man men woman women boy boys girl girls person people child children kid kids baby babies
     toddler guy guys lady ladies player players crowd skier skiers surfer surfers skateboarder
     biker bikers rider riders climber hiker couple family team"""
 )
-DOG_NOUNS = _words("dog dogs puppy puppies")
+DOG_NOUNS = word_list("dog dogs puppy puppies")
 
 # Words the captioner may not write when the evidence does not support a person (the nouns above
 # plus pronouns and role nouns of its vocabulary) or a dog.
-PERSON_BAN = PERSON_NOUNS | _words(
+PERSON_BAN = PERSON_NOUNS | word_list(
     """he she his her him they their someone adult adults teenager teen teenagers friends mother
     father daughter son students spectators audience gentleman bride groom policeman runner
     runners cyclist snowboarder wrestlers swimmer worker dancer cowboy skater skaters tourist"""
 )
 DOG_BAN = DOG_NOUNS
 # Hashtags dropped when no dog is supported (person tags: PERSON_BAN and hashtags.PERSON_WORDS).
-DOG_TAGS = _words(
+DOG_TAGS = word_list(
     """dog dogs puppy dogsofinstagram dogstagram instadog dogoftheday doggy puppylove
     petstagram"""
 )

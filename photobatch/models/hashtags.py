@@ -27,28 +27,22 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from photobatch.core.config import HashtagConfig
-from photobatch.core.text import FUNCTION_WORDS
+from photobatch.core.text import FUNCTION_WORDS, word_list
 from photobatch.models.base import Model
 from photobatch.models.prior import PRIOR_FILE, HashtagPrior, default_prior
 from photobatch.weights import shipped
 
-
-def _words(text: str) -> frozenset[str]:
-    """A word list written as one whitespace-separated string (easier to read and review)."""
-    return frozenset(text.split())
-
-
-GENERIC_NOUNS = _words(
+GENERIC_NOUNS = word_list(
     """something someone somebody anything anyone everything everyone nothing nobody thing stuff
     kind sort type way part piece bit side front back top bottom middle center centre edge end
     corner area spot place background foreground distance left right rear inside outside group
     bunch pair set number row line person individual picture photo image photograph shot
     closeup close-up outdoors indoors"""
 )
-PERSON_WORDS = _words(
+PERSON_WORDS = word_list(
     "man woman people boy girl child kid guy lady toddler adult couple blonde blond brunette"
 )
-ENGAGEMENT_TAGS = _words(
+ENGAGEMENT_TAGS = word_list(
     """like likeforlike likeforfollow likesforlikes likeforlikes lfl likeback likeme likeit follow
     followme followforfollow followback followalways follower following followtrain followher fff
     sfs tagsforlikes tagsforlike tagsforlikesapp tagforlikes spamforspam gain gainpost gaintrick
@@ -69,11 +63,11 @@ _IRREGULAR = {
     "loaves": "loaf", "scarves": "scarf", "thieves": "thief", "buses": "bus", "lenses": "lens",
     "tomatoes": "tomato", "potatoes": "potato", "heroes": "hero", "mangoes": "mango",
 }  # fmt: skip
-_INVARIANT = _words(
+_INVARIANT = word_list(
     "news series species means christmas texas paris canvas atlas lens chaos cosmos shorts "
     "scissors clothes people sheep fish deer aircraft"
 )
-_IE_SINGULARS = _words(
+_IE_SINGULARS = word_list(
     """movie cookie selfie zombie brownie hoodie smoothie calorie rookie goalie prairie genie pixie
     auntie birdie beanie collie veggie doggie hippie freebie cutie indie foodie newbie pie tie
     lie"""

@@ -50,25 +50,21 @@ from typing import Any
 from nltk.tag.perceptron import PerceptronTagger
 from nltk.tokenize import NLTKWordTokenizer
 
-
-def _words(text: str) -> frozenset[str]:
-    """A word list written as one whitespace-separated string (easier to read and review)."""
-    return frozenset(text.split())
-
+from photobatch.core.text import word_list
 
 TAGGER_PICKLE = "data/averaged_perceptron_tagger.pickle"
 TAGGER_SHA256 = "25a5a19c7ced7b2bac3831da5bc0afcc2c34e5dd01cd4f361bb799949a696238"
 _ALLOWED_GLOBALS = {("__builtin__", "set"): set, ("builtins", "set"): set}
 _NOUN_TAGS = frozenset({"NN", "NNS", "NNP", "NNPS", "FW"})
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_CAPTION_VERBS_S = _words(
+_CAPTION_VERBS_S = word_list(
     """jumps walks plays watches sits stands leaps runs smiles swims splashes climbs poses dances
     floats rides points looks waits lies lays holds wears stares chases carries catches throws
     kicks swings slides dives hikes skates surfs races sleeps eats drinks laughs talks reads
     pushes pulls flies falls hangs leans reaches sings crawls rolls wades paddles performs
     fights bites"""
 )
-_CAPTION_VERBS_ING = _words(
+_CAPTION_VERBS_ING = word_list(
     """jumping walking playing watching sitting standing leaping running smiling swimming
     splashing climbing posing dancing floating riding pointing looking waiting lying laying
     holding wearing staring chasing carrying catching throwing kicking swinging sliding diving
@@ -76,7 +72,7 @@ _CAPTION_VERBS_ING = _words(
     pulling flying falling hanging leaning reaching singing crawling rolling wading paddling
     performing fighting biting fishing"""
 )
-_CAPTION_VERBS_BASE = _words("sit stand look wait stare hold wear lie smile chase carry")
+_CAPTION_VERBS_BASE = word_list("sit stand look wait stare hold wear lie smile chase carry")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from photobatch.core.config import Config
 from photobatch.core.errors import UserError
+from photobatch.core.text import letter_words
 from photobatch.models.concepts import DOG_NOUNS, PERSON_NOUNS
 from photobatch.training.metrics import format_scores, require_scorers, score_captions
 
@@ -24,10 +25,6 @@ if TYPE_CHECKING:
     from photobatch.models.prior import HashtagPrior
 
 ENTITY_NOUNS = PERSON_NOUNS | DOG_NOUNS
-
-
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
 
 
 @dataclass
@@ -55,8 +52,8 @@ class CaptionEvaluation:
 
 def hallucinations(references: dict[str, list[str]], hypotheses: dict[str, str]) -> tuple[int, int]:
     """(photos whose caption names a person or dog, photos whose references name none)."""
-    free = [n for n, refs in references.items() if not _words(" ".join(refs)) & ENTITY_NOUNS]
-    return sum(bool(_words(hypotheses[n]) & ENTITY_NOUNS) for n in free), len(free)
+    free = [n for n, refs in references.items() if not letter_words(" ".join(refs)) & ENTITY_NOUNS]
+    return sum(bool(letter_words(hypotheses[n]) & ENTITY_NOUNS) for n in free), len(free)
 
 
 def evaluate_captioner(

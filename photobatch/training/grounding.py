@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from photobatch.core.errors import UserError
+from photobatch.core.text import letter_words
 from photobatch.models.concepts import CONCEPTS, DOG_NOUNS, PERSON_NOUNS
 
 L2 = 1e-3
@@ -72,15 +72,11 @@ class Embedded:
 Embed = Callable[[Path, list[str]], Embedded]
 
 
-def _words(text: str) -> set[str]:
-    return set(re.findall(r"[a-z]+", text.lower()))
-
-
 def presence_labels(references: list[list[str]], nouns: frozenset[str]) -> np.ndarray:
     """1 when all of a photo's references name one of ``nouns``, 0 when none does, -1 else."""
     out = []
     for refs in references:
-        k = sum(bool(_words(r) & nouns) for r in refs)
+        k = sum(bool(letter_words(r) & nouns) for r in refs)
         out.append(1 if k == len(refs) else 0 if k == 0 else -1)
     return np.array(out)
 
