@@ -159,7 +159,7 @@ def test_scan_on_cuda_sends_jpegs_to_the_gpu_decoder_in_large_batches(
     scanner = Scanner(
         config, index, sidecars=False, progress=False, analyzer_factory=lambda: models
     )
-    scanner._load_models()  # as the warm-up thread would, before the scan starts deciding
+    scanner.engine.load_models()  # as the warm-up thread would, before the scan starts deciding
     summary = scanner.scan([library])
 
     assert (summary.found, summary.analyzed, summary.errors) == (9, 9, 0)

@@ -242,7 +242,7 @@ def test_move_never_clobbers_or_takes_a_sidecar_photobatch_did_not_write(
 def test_deleted_sidecar_is_written_again_without_rereading_the_photo(
     tmp_path: Path, research_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photobatch.scan import pipeline
+    from photobatch.scan import local
 
     root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     scan(tmp_path, root, formats=("xmp", "json"))
@@ -253,7 +253,7 @@ def test_deleted_sidecar_is_written_again_without_rereading_the_photo(
     def no_reading(item: object) -> None:
         raise AssertionError("an unchanged photo was read again")
 
-    monkeypatch.setattr(pipeline, "identify", no_reading)
+    monkeypatch.setattr(local, "identify", no_reading)
     summary, _, _ = scan(tmp_path, root, formats=("xmp", "json"))
     assert summary.unchanged == 2 and summary.problems == []
     assert (root / "a.jpg.xmp").read_bytes() == written

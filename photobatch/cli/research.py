@@ -211,6 +211,13 @@ def evaluate_personalizer(
     "../shared/data beside the checkout).",
 )
 @click.option("--device", type=DEVICE, help="Where the scan's models run.")
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="The scan's engine; ray also times the driver's commits.",
+)
 @click.option("--profile", is_flag=True, help="Also profile one scan and print where time goes.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @click.pass_context
@@ -221,6 +228,7 @@ def bench(
     workdir: Path | None,
     source: Path | None,
     device: str | None,
+    engine: str,
     profile: bool,
     as_json: bool,
 ) -> None:
@@ -239,6 +247,7 @@ def bench(
         small_files=small_files,
         source_dir=source,
         device=device,
+        engine=engine,
         profile=profile,
         config=ctx.find_root().params.get("config_path"),
         log=warn,

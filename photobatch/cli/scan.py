@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -25,6 +26,17 @@ from photobatch.core.lock import ScanLock
     is_flag=True,
     help="Run the models again on every photo under PATHS, even where the results are current.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    help="Where the heavy work runs: this process, or a Ray cluster (config: engine).",
+)
+@click.option(
+    "--ray-address",
+    metavar="HOST:PORT",
+    help="The Ray cluster to join with --engine ray (config: ray.address; default: a new "
+    "Ray instance on this machine).",
+)
 @pass_context
 def scan(
     obj: Context,
@@ -33,24 +45,35 @@ def scan(
     device: str | None,
     quiet: bool,
     reanalyse: bool,
+    engine: str | None,
+    ray_address: str | None,
 ) -> None:
     """Scan photo folders (or files) once and bring the index and sidecars up to date.
 
     Incremental: unchanged photos cost one stat each; moved or renamed photos reuse their
     results; photos analysed by other model versions (a retrained captioner, a new beam size)
     are analysed again. Unreadable files are recorded with their error and counted; the exit
-    code is 0 whenever the scan ran, 75 when another scan holds the index's lock.
+    code is 0 whenever the scan ran, 75 when another scan holds the index's lock. With
+    --engine ray the hashing, decoding and models run on a Ray cluster, and this machine keeps
+    the index and the sidecars.
     """
     from photobatch.scan.pipeline import Scanner
 
-    with ScanLock(obj.config.index), obj.index() as index:
-        scanner = Scanner(
-            obj.config,
+    config = obj.config
+    if ray_address is not None:
+        config = replace(config, ray=replace(config.ray, address=ray_address))
+    with (
+        ScanLock(config.index),
+        obj.index() as index,
+        Scanner(
+            config,
             index,
             sidecars=not no_sidecars,
             device=device,
             progress=not quiet,
-        )
+            engine=engine,  # type: ignore[arg-type]
+        ) as scanner,
+    ):
         summary = scanner.scan(list(paths), reanalyse=reanalyse)
     for problem in summary.problems:
         warn(f"photobatch: {problem}")
@@ -102,7 +125,12 @@ def watch(
     logging.basicConfig(level=logging.INFO, handlers=[log])
     with ScanLock(obj.config.index), obj.index() as index:
         scanner = Scanner(
-            obj.config, index, sidecars=not no_sidecars, device=device, progress=False
+            obj.config,
+            index,
+            sidecars=not no_sidecars,
+            device=device,
+            progress=False,
+            engine="local",  # photos arrive a few at a time: not worth a cluster's round trips
         )
         Watcher(
             scanner,

@@ -77,6 +77,12 @@ class WatchConfig:
 
 
 @dataclass(frozen=True)
+class RayConfig:
+    address: str | None = None  # None: a Ray instance on this machine, started for the scan
+    actors: int = 0  # model actors; 0: one per GPU in the cluster, else one per node
+
+
+@dataclass(frozen=True)
 class Config:
     index: Path = field(default_factory=lambda: data_home() / "index.db")
     device: Literal["auto", "cpu", "cuda"] = "auto"
@@ -89,6 +95,8 @@ class Config:
     grounding: GroundingConfig = field(default_factory=GroundingConfig)
     hashtags: HashtagConfig = field(default_factory=HashtagConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
+    engine: Literal["local", "ray"] = "local"  # where `scan` runs the heavy work
+    ray: RayConfig = field(default_factory=RayConfig)
 
     @property
     def personalizer_path(self) -> Path:
@@ -197,6 +205,10 @@ def _coerce(tp: Any, value: Any, *, source: str, name: str) -> Any:
         if not isinstance(value, str):
             raise bad("a path")
         return Path(value).expanduser()
+    if tp is str:
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
     if tp is bool:
         if not isinstance(value, bool):
             raise bad("true or false")

@@ -60,6 +60,12 @@ class Analyzer:
         return "+".join(model.tag for model in self.image_models)
 
     def analyze(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
+        """The results a scan stores for these photos: ``describe``, then the personal head."""
+        return self.repersonalize(self.describe(hashes, images))
+
+    def describe(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
+        """The image models' results, not yet personalized (the personal head belongs to an
+        index, so on a cluster its scan's driver applies it)."""
         import torch
 
         self.load()
@@ -93,7 +99,7 @@ class Analyzer:
                 embedding=pooled[i].astype("<f2").tobytes(),
                 models=models,
             )
-            results.append(self._personalize(analysis))
+            results.append(analysis)
         return results
 
     def candidates_for(self, paths: list[Path]) -> dict[Path, list[str]]:

@@ -30,7 +30,7 @@ from typing import Any
 from PIL import Image
 
 from photobatch.core.config import Config
-from photobatch.core.records import Analysis
+from photobatch.core.records import Analysis, FoundFile
 from photobatch.library.discovery import sha256_file, walk
 from photobatch.library.index import Index
 from photobatch.library.metadata import read_metadata
@@ -42,10 +42,12 @@ from photobatch.research.bench_result import (
     BenchmarkError,
     BenchResult,
     ChildRun,
+    CommitRate,
     DecodeResult,
     Machine,
 )
 from photobatch.research.data import DataNotFound, research_data
+from photobatch.scan.summary import ScanSummary
 
 DEFAULT_WORKDIR = Path(tempfile.gettempdir()) / "photobatch-bench"
 PROFILE_TOP = 20
@@ -79,10 +81,12 @@ def measure_scan(
     workdir: Path,
     *,
     device: str | None = None,
+    engine: str | None = None,
     profile: bool = False,
     config: Path | None = None,
 ) -> ChildRun:
-    """Scan ``paths`` end to end in a fresh child process against a fresh index.
+    """Scan ``paths`` end to end in a fresh child process against a fresh index (with
+    ``engine="ray"``, on a Ray instance the child starts on this machine, as a user's would).
 
     The photos are hard-linked into a fresh folder so that sidecars land there, not beside the
     cached photos, where a later run would find them already written. With ``profile`` the
@@ -98,6 +102,7 @@ def measure_scan(
         _link_or_copy(Path(path), library / Path(path).name)
     db = _fresh_db(workdir / ("scan-profiled.db" if profile else "scan.db"))
     args = ["scan", "--quiet", str(library)] + (["--device", device] if device else [])
+    args += ["--engine", engine] if engine else []
     return _run_scan(workdir, db, args, name="scan", profile=profile, config=config)
 
 
@@ -129,6 +134,68 @@ def measure_noop_rescan(n_small: int, workdir: Path) -> ChildRun:
     args = ["scan", "--quiet", str(root)]
     _run_scan(workdir, db, args, name="rescan-sidecars", profile=False)
     return _run_scan(workdir, db, args, name="rescan", profile=False)
+
+
+def measure_commits(workdir: Path, sample: Path, photos: int = 5000) -> CommitRate:
+    """How many results per second the scan's driver commits (see ``COMMITS_METHOD``): with the
+    Ray engine every photo's sidecars and index rows are written here, so this bounds how many
+    nodes one driver can keep busy."""
+    import numpy as np
+
+    from photobatch.scan.pipeline import Scanner
+    from photobatch.scan.work import Item, Processed
+
+    metadata = read_metadata(sample)
+    models = model_set(Config(), "auto").models
+    rng = np.random.default_rng(0)
+    tags = [f"tag{i}" for i in range(10)]
+
+    def batches(root: Path) -> list[Processed]:
+        shutil.rmtree(root, ignore_errors=True)
+        out, size = [], Config().batch_size
+        for start in range(0, photos, size):
+            items, analyses = [], []
+            for i in range(start, min(photos, start + size)):
+                path = root / f"{i // 250:03d}" / f"IMG_{i:05d}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.touch()
+                sha = f"{i:064x}"
+                item = Item(FoundFile(path, 3_000_000, 1), is_new=True, sha256=sha)
+                item.metadata = metadata
+                items.append(item)
+                scores = {t: round(1 - j / 10, 3) for j, t in enumerate(tags)}
+                analyses.append(
+                    Analysis(
+                        sha256=sha,
+                        labels=["seashore", "sandbar", "lakeside", "breakwater", "promontory"],
+                        caption="a dog runs along the beach at sunset",
+                        hashtags=tags,
+                        candidates=tags,
+                        embedding=rng.standard_normal(1280).astype("<f2").tobytes(),
+                        models=models,
+                        caption_confidence=0.8,
+                        caption_source="sat",
+                        hashtag_scores=scores,
+                        candidate_scores=scores,
+                    )
+                )
+            out.append(Processed(items, items, analyses))
+        return out
+
+    def commit_all(name: str, sidecars: bool) -> float:
+        work = batches(workdir / "commits" / name)
+        with Index(_fresh_db(workdir / f"commits-{name}.db")) as index:
+            scanner = Scanner(Config(index=index.path), index, sidecars=sidecars, progress=False)
+            summary = ScanSummary()
+            start = time.perf_counter()
+            for batch in work:
+                scanner.commit(batch, summary)
+            seconds = time.perf_counter() - start
+        if summary.errors or summary.sidecar_problems:
+            raise BenchmarkError(f"driver commits: {summary.problems[:3]}")
+        return seconds
+
+    return CommitRate(photos, commit_all("sidecars", True), commit_all("index", False))
 
 
 def _run_scan(
@@ -218,8 +285,8 @@ def _tree_rss_bytes(pid: int) -> int:
 
 
 def profile_text(prof: Path, top: int = PROFILE_TOP) -> str:
-    """The top cumulative entries of a cProfile dump, then how ``Scanner.scan``,
-    ``Scanner._finish`` and ``Analyzer.analyze`` split their time among the stages.
+    """The top cumulative entries of a cProfile dump, then how ``Scanner.scan``, the local
+    engine's ``_finish`` and ``Analyzer.describe`` split their time among the stages.
 
     cProfile sees the main thread only: hashing, EXIF and decoding run in the scan's thread
     pool and show up as the main thread waiting in ``result_iterator``.
@@ -227,7 +294,9 @@ def profile_text(prof: Path, top: int = PROFILE_TOP) -> str:
     out = io.StringIO()
     stats = pstats.Stats(str(prof), stream=out).strip_dirs().sort_stats("cumulative")
     stats.print_stats(top)
-    stats.print_callees(r"pipeline\.py:\d+\((scan|_finish)\)|stack\.py:\d+\(analyze\)")
+    stats.print_callees(
+        r"pipeline\.py:\d+\((scan|_process)\)|local\.py:\d+\(_finish\)|stack\.py:\d+\(describe\)"
+    )
     return out.getvalue()
 
 
@@ -252,6 +321,7 @@ def run_benchmark(
     small_files: int = TARGET_RESCAN_FILES,
     source_dir: Path | None = None,
     device: str | None = None,
+    engine: str = "local",
     profile: bool = False,
     config: Path | None = None,
     log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
@@ -273,7 +343,7 @@ def run_benchmark(
     log("decoding them with Pillow (the reference)")
     before = measure_decode(paths)
     log(f"decode: {before.seconds:.2f} s; scanning them in a child process")
-    scan = measure_scan(paths, workdir, device=device, config=config)
+    scan = measure_scan(paths, workdir, device=device, engine=engine, config=config)
     log(f"scan: {scan.seconds:.2f} s; decoding them again")
     after = measure_decode(paths)
     decode = replace(
@@ -283,12 +353,22 @@ def run_benchmark(
     )
     log(f"decode: {after.seconds:.2f} s; no-op rescan of {small_files:,} small files")
     rescan = measure_noop_rescan(small_files, workdir)
+    commits = None
+    if engine == "ray":
+        log("timing the driver's commits")
+        commits = measure_commits(workdir, paths[0])
     profiled: str | None = None
     if profile:
         log("profiling one more scan (cProfile; not timed)")
-        profiled = measure_scan(paths, workdir, device=device, profile=True, config=config).profile
+        profiled = measure_scan(
+            paths, workdir, device=device, engine=engine, profile=True, config=config
+        ).profile
     command = "photobatch" + (f" --config {config}" if config else "")
     command += f" bench --photos {photos} --small-files {small_files}"
     if device:
         command += f" --device {device}"
-    return BenchResult(machine, decode, scan, rescan, command, profile=profiled)
+    if engine != "local":
+        command += f" --engine {engine}"
+    return BenchResult(
+        machine, decode, scan, rescan, command, profile=profiled, engine=engine, commits=commits
+    )

@@ -70,6 +70,8 @@ TABLE_COLUMNS = (
     "photos/s",
     "peak RSS MB",
     "no-op rescan",
+    "engine",
+    "driver commits/s",
     "command",
 )
 
@@ -82,11 +84,14 @@ class BenchResult:
     rescan: ChildRun
     command: str  # the photobatch command line that reproduces this run
     profile: str | None = None
+    engine: str = "local"
+    commits: CommitRate | None = None  # measured with the Ray engine, whose driver commits all
     methods: dict[str, str] = field(
         default_factory=lambda: {
             "decode": DECODE_METHOD,
             "scan": SCAN_METHOD,
             "noop_rescan": NOOP_METHOD,
+            "driver_commits": COMMITS_METHOD,
         }
     )
 
@@ -129,6 +134,8 @@ class BenchResult:
             f"{self.scan.peak_rss_mb:.0f} {ok['peak_rss']} (≤ {TARGET_PEAK_RSS_MB:.0f})",
             f"{self.rescan.seconds:.2f} s for {self.rescan_files:,} files {ok['noop_rescan']} "
             f"(≤ {self.rescan_target_s:.2g} s)",
+            self.engine,
+            self.commits.line() if self.commits else "not measured",
             f"`{self.command}`",
         )
         lines = [_row(TABLE_COLUMNS), _row(("---",) * len(TABLE_COLUMNS))] if header else []
@@ -149,6 +156,8 @@ class BenchResult:
                 "noop_rescan_s": self.rescan_target_s,
             },
             "checks": self.checks(),
+            "engine": self.engine,
+            "driver_commits": asdict(self.commits) if self.commits else None,
             "command": self.command,
             "methods": self.methods,
             "profile": self.profile,
@@ -193,6 +202,29 @@ NOOP_METHOD = (
     "real scan would have. Then a real python -m photobatch scan --quiet child over them, timed "
     "like the scan; dentries warm."
 )
+
+
+COMMITS_METHOD = (
+    "Scanner.commit, the driver's share of every photo, on N already analysed results in batches "
+    "of the CPU batch size (distinct contents; a caption, 10 hashtags with scores and candidates, "
+    "a 1280-float16 embedding, the EXIF of a generated photo), into a fresh index: once with XMP "
+    "sidecars written beside N empty files, once index only; wall clock of the commits alone."
+)
+
+
+@dataclass(frozen=True)
+class CommitRate:
+    """How fast one driver commits results: the bound on a cluster's throughput."""
+
+    photos: int
+    seconds: float  # sidecars and index
+    index_seconds: float  # the index alone (--no-sidecars)
+
+    def line(self) -> str:
+        return (
+            f"{self.photos / self.seconds:,.0f} with XMP sidecars, "
+            f"{self.photos / self.index_seconds:,.0f} index only"
+        )
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """The scan: discovery -> identity and EXIF -> decoding -> models -> index -> sidecars.
 
-Data flows one way. Work happens in batches: hashing, EXIF and decoding in a thread pool (Pillow,
-hashlib and file reads release the GIL), the models once per batch, one index transaction per
-batch. A photo whose content is already analysed by the current model versions (unchanged, moved,
-renamed, copied) never reaches the models, and torch is imported only when some photo does; a photo
-analysed by other versions (a retrained captioner, a new beam size) is analysed again, its file
-unchanged or not, and ``reanalyse`` does so for every photo. When the models run on CUDA, the
-pool only reads JPEGs and the GPU decodes them (``photobatch.library.gpu_decoding``).
+Data flows one way. Work happens in batches: an engine hashes, reads EXIF, decodes and runs the
+models (``scan.local`` in this process, ``scan.cluster`` on a Ray cluster); this module, on the
+machine that owns the index, decides what needs the models, writes the sidecars and commits one
+index transaction per batch. A photo whose content is already analysed by the current model
+versions (unchanged, moved, renamed, copied) never reaches the models, and torch is imported only
+when some photo does; a photo analysed by other versions (a retrained captioner, a new beam size)
+is analysed again, its file unchanged or not, and ``reanalyse`` does so for every photo.
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import os
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from tqdm import tqdm
 
@@ -31,19 +28,26 @@ from photobatch.library.discovery import walk
 from photobatch.library.index import Index
 from photobatch.library.schema import now
 from photobatch.library.sidecars import SidecarSync
+from photobatch.scan.local import LocalEngine
 from photobatch.scan.summary import ScanError, ScanSummary
-from photobatch.scan.work import JPEG_SUFFIXES, Batch, Item, decode, identify, read_for_gpu
+from photobatch.scan.work import Item, Pick, Processed
 
 if TYPE_CHECKING:
-    from photobatch.library.gpu_decoding import GpuJpegDecoder
     from photobatch.models.stack import Analyzer
 
-# Batches decoded ahead while the models load (32 photos of 224x224 float32 are 19 MB).
-LOAD_AHEAD = 4
+
+class Engine(Protocol):
+    """Where a scan's heavy work runs: it identifies every item and analyses those ``pick``
+    chooses, and yields the batches in order, each once, as they finish."""
+
+    def process(self, todo: list[Item], pick: Pick) -> Iterator[Processed]: ...
+
+    def close(self) -> None: ...
 
 
 class Scanner:
-    """Runs scans against one index; owns the lazily loaded model stack."""
+    """Runs scans against one index; owns the lazily loaded model stack and the engine that does
+    the heavy work (``local``: this process; ``ray``: a Ray cluster, see ``scan.cluster``)."""
 
     def __init__(
         self,
@@ -54,18 +58,30 @@ class Scanner:
         device: str | None = None,
         progress: bool = True,
         analyzer_factory: Callable[[], Analyzer] | None = None,
+        engine: Literal["local", "ray"] | None = None,
     ) -> None:
         self.config = config
         self.index = index
         self.sidecars = SidecarSync(config.sidecars) if sidecars else None
         self.device = device or config.device
         self.progress = progress
+        self.engine_name = engine or config.engine
         self._analyzer_factory = analyzer_factory
         self._analyzer: Analyzer | None = None
         self._analyzer_lock = threading.Lock()
-        self._warm_up: threading.Thread | None = None
-        self._on_gpu = False  # set once the models are loaded on CUDA
-        self._gpu_jpeg: GpuJpegDecoder | None = None
+        self._engine: Engine | None = None
+
+    def __enter__(self) -> Scanner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the engine (a Ray instance this scanner started ends here)."""
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
 
     @property
     def analyzer(self) -> Analyzer:
@@ -79,32 +95,17 @@ class Scanner:
                     self._analyzer = model_set(self.config, self.device)
             return self._analyzer
 
-    def _start_warm_up(self) -> None:
-        """Import torch and load the models in the background, once a batch needs them.
+    @property
+    def engine(self) -> Engine:
+        """The engine, started on first use: a scan with nothing to analyse never starts Ray."""
+        if self._engine is None:
+            if self.engine_name == "ray":
+                from photobatch.scan.cluster import RayEngine
 
-        Imports and model loading take about 3 s on a laptop CPU; started while the pool decodes
-        the first batch, they are ready when that batch is, instead of adding to the scan.
-        """
-        if self._warm_up is None:
-            self._warm_up = threading.Thread(
-                target=self._load_models, name="photobatch-model-load", daemon=True
-            )
-            self._warm_up.start()
-
-    def _load_models(self) -> None:
-        """Load the models; on CUDA, also the GPU JPEG decoder (when torchvision can decode)."""
-        analyzer = self.analyzer
-        try:
-            analyzer.load()
-        except Exception:
-            # Not reported from this thread: the batch's own call to the models loads again and
-            # raises the same error where the scan reports it.
-            return
-        if analyzer.device.type == "cuda":
-            from photobatch.library.gpu_decoding import gpu_jpeg_decoder
-
-            self._gpu_jpeg = gpu_jpeg_decoder(analyzer.device)
-            self._on_gpu = True
+                self._engine = RayEngine(self.config, self.analyzer, self.device)
+            else:
+                self._engine = LocalEngine(self.config, lambda: self.analyzer)
+        return self._engine
 
     def scan(self, roots: list[Path], *, reanalyse: bool = False) -> ScanSummary:
         """Bring the index (and sidecars) up to date with the photos below ``roots``; with
@@ -225,110 +226,53 @@ class Scanner:
                 summary.changed += 1
             todo.append(Item(f, is_new=old is None))
 
-        with (
-            ThreadPoolExecutor(max(1, self.config.workers)) as pool,
-            tqdm(
-                total=len(todo),
-                unit="photo",
-                disable=not (self.progress and sys.stderr.isatty()),
-                file=sys.stderr,
-            ) as bar,
-        ):
-            # The pool decodes ahead while the models work: one batch ahead once they run, up
-            # to LOAD_AHEAD batches while they are still loading, so the seconds of importing
-            # torch and loading weights are spent decoding instead of waiting.
-            pending: deque[Batch] = deque()
-            for items in self._batches(todo):
-                pending.append(self._prepare(items, pool, summary, None if reanalyse else models))
-                ahead = 1 if self._models_ready() else LOAD_AHEAD
-                while len(pending) > ahead:
-                    self._finish_next(pending, summary, bar)
-            while pending:
-                self._finish_next(pending, summary, bar)
+        if todo:
+            self._process(todo, summary, None if reanalyse else models)
         if restore:
             self._rewrite_sidecars(restore, summary)
 
-    def _models_ready(self) -> bool:
-        return self._warm_up is None or not self._warm_up.is_alive()
+    def _process(self, todo: list[Item], summary: ScanSummary, models: str | None) -> None:
+        """Send ``todo`` through the engine and commit each batch as it comes back."""
 
-    def _batches(self, todo: list[Item]) -> Iterator[list[Item]]:
-        """``todo`` in batches: the CPU's size until the models are loaded on a GPU, then its."""
-        rest = iter(todo)
-        while True:
-            size = self.config.gpu_batch_size if self._on_gpu else self.config.batch_size
-            batch = list(islice(rest, max(1, size)))
-            if not batch:
-                return
-            yield batch
+        def pick(items: list[Item]) -> list[Item]:
+            """The identified items the models must see: one per content without results of
+            these ``models`` (every content when ``models`` is None)."""
+            ok = [item for item in items if item.error is None]
+            hashes = (item.sha256 for item in ok if item.sha256)
+            done = set() if models is None else self.index.analyzed(hashes, models)
+            first: dict[str, Item] = {}
+            for item in ok:
+                assert item.sha256 is not None
+                if item.sha256 in done:
+                    summary.reused += item.is_new
+                else:
+                    first.setdefault(item.sha256, item)
+            return list(first.values())
 
-    def _finish_next(self, pending: deque[Batch], summary: ScanSummary, bar: tqdm) -> None:
-        batch = pending.popleft()
-        self._finish(batch, summary)
-        bar.update(len(batch.items))
+        with tqdm(
+            total=len(todo),
+            unit="photo",
+            disable=not (self.progress and sys.stderr.isatty()),
+            file=sys.stderr,
+        ) as bar:
+            for batch in self.engine.process(todo, pick):
+                self.commit(batch, summary)
+                bar.update(len(batch.items))
 
-    def _prepare(
-        self,
-        items: list[Item],
-        pool: ThreadPoolExecutor,
-        summary: ScanSummary,
-        models: str | None,
-    ) -> Batch:
-        """Hash and read EXIF (waiting for it), then start decoding what the models need: the
-        photos without results of these ``models`` (every photo when ``models`` is None)."""
-        list(pool.map(identify, items))
-        ok = [item for item in items if item.error is None]
-        hashes = (item.sha256 for item in ok if item.sha256)
-        done = set() if models is None else self.index.analyzed(hashes, models)
-        first: dict[str, Item] = {}
-        for item in ok:
-            assert item.sha256 is not None
-            if item.sha256 in done:
-                summary.reused += item.is_new
-            else:
-                first.setdefault(item.sha256, item)
-        to_decode = list(first.values())
-        if to_decode:
-            self._start_warm_up()
-        # JPEGs go to the GPU decoder once the models run there; until then (and for every
-        # other format) the pool decodes with Pillow.
-        gpu = self._gpu_jpeg is not None and self._models_ready()
-
-        def step(item: Item) -> Callable[[Item], None]:
-            on_gpu = gpu and item.found.path.suffix.lower() in JPEG_SUFFIXES
-            return read_for_gpu if on_gpu else decode
-
-        return Batch(items, to_decode, [pool.submit(step(item), item) for item in to_decode])
-
-    def _finish(self, pending: Batch, summary: ScanSummary) -> None:
-        """Run the models on a prepared batch, write its sidecars, then commit it."""
-        for future in pending.decoding:
-            future.result()
-        batch, to_decode = pending.items, pending.to_decode
-        self._decode_on_gpu([item for item in to_decode if item.jpeg is not None])
-        decoded = [item for item in to_decode if item.image is not None]
-        analyses: list[Analysis] = []
-        if decoded:
-            from photobatch.models.captioner import CheckpointError
-
-            try:
-                analyses = self.analyzer.analyze(
-                    [item.sha256 for item in decoded],  # type: ignore[misc]
-                    [item.image for item in decoded],  # type: ignore[misc]
-                )
-            except CheckpointError as exc:  # the models cannot run: no photo can be analysed
-                raise ScanError(str(exc)) from exc
-            summary.analyzed += len(analyses)
-        failed = {item.sha256: item.error for item in to_decode if item.error}
-        for item in batch:
-            item.image = None
+    def commit(self, batch: Processed, summary: ScanSummary) -> None:
+        """Write a processed batch's sidecars, then commit it to the index: the driver's share
+        of every photo, whichever engine analysed it."""
+        summary.analyzed += len(batch.analyses)
+        failed = {item.sha256: item.error for item in batch.analysed if item.error}
+        for item in batch.items:
             if item.error is None and item.sha256 in failed:
                 item.error = f"{item.found.path}: same content as {failed[item.sha256]}"
         # Sidecars first, the index commit last: a scan killed in between redoes the batch next
         # time, while a committed photo whose sidecar was never written would stay without one.
         if self.sidecars is not None:
-            self._write_sidecars(batch, {a.sha256: a for a in analyses}, summary)
+            self._write_sidecars(batch.items, {a.sha256: a for a in batch.analyses}, summary)
         rows = []
-        for item in batch:
+        for item in batch.items:
             status = "error" if item.error else "ok"
             if item.error and not os.path.lexists(item.found.path):
                 status = "missing"  # vanished mid-scan: not unreadable, just gone
@@ -337,22 +281,7 @@ class Scanner:
             summary.errors += status == "error"
             summary.missing += status == "missing"
             rows.append((item.found, item.metadata, item.sha256, status, item.error))
-        self.index.write_batch(rows, analyses)
-
-    def _decode_on_gpu(self, items: list[Item]) -> None:
-        """Decode JPEGs read for the GPU there; what nvJPEG cannot decode goes through Pillow."""
-        if not items:
-            return
-        assert self._gpu_jpeg is not None
-        orientations = [(item.metadata or PhotoMetadata()).orientation for item in items]
-        blobs = [item.jpeg for item in items if item.jpeg is not None]
-        images = self._gpu_jpeg.decode(blobs, orientations)
-        for item, image in zip(items, images, strict=True):
-            item.jpeg = None
-            if image is None:
-                decode(item)
-            else:
-                item.image = image
+        self.index.write_batch(rows, batch.analyses)
 
     def _write_sidecars(
         self, batch: list[Item], fresh: dict[str, Analysis], summary: ScanSummary

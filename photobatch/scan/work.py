@@ -1,15 +1,16 @@
-"""One photo's work in the scan's thread pool: hashing and EXIF, then decoding for the encoder.
+"""One photo's work on its way through a scan, whichever engine runs it: hashing and EXIF, then
+decoding for the encoder.
 
 Pillow, hashlib and file reads release the GIL, so a few threads keep the models fed.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from photobatch.core.records import FoundFile, PhotoMetadata
+from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
 from photobatch.library.discovery import read_problem, sha256_file
 from photobatch.library.metadata import read_metadata
 
@@ -35,12 +36,18 @@ class Item:
 
 
 @dataclass
-class Batch:
-    """A batch whose photos are being decoded in the pool while the previous one is analysed."""
+class Processed:
+    """A batch back from an engine: every item identified (hash, EXIF or its error), the items
+    the models were asked for (``analysed``, a failed decode as their ``error``) and their
+    results, in the order of the ones that decoded."""
 
     items: list[Item]
-    to_decode: list[Item]
-    decoding: list[Future[None]]
+    analysed: list[Item]
+    analyses: list[Analysis]
+
+
+# The scan's choice, given a batch of identified items, of those that need the models.
+Pick = Callable[[list[Item]], list[Item]]
 
 
 def identify(item: Item) -> None:

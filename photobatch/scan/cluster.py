@@ -1,0 +1,313 @@
+"""The Ray engine: a scan's heavy work on a Ray cluster (``photobatch scan --engine ray``).
+
+What runs where. The driver (the machine running ``photobatch scan``) walks the folders, decides
+what changed, holds the lock, writes the sidecars and is the index's one writer; it personalizes the
+results (the personal head is small and belongs to its index). The cluster does the rest: CPU tasks
+hash the files and read their EXIF, the driver keeps back the contents it has already analysed (a
+moved photo never reaches the models), CPU tasks decode the others, and model actors (one per GPU,
+else one per node; each loads the models once) caption them and suggest hashtags. Batches stream
+back in order and are committed as they arrive, so a scan stopped part way keeps what was
+committed and the next one resumes, as with the local engine.
+
+Faults: tasks are retried by Ray, and a model actor whose process dies is restarted and its
+pending batches run again; the driver receives each batch once, so no photo is lost or committed
+twice. Every node must see the photos at the same path (shared storage mounted alike); a photo the
+driver sees and a node cannot read is recorded as an error naming the node.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+import tempfile
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import islice
+from typing import TYPE_CHECKING, Any, BinaryIO
+
+from photobatch.core.config import Config
+from photobatch.core.errors import MissingExtra
+from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+from photobatch.scan.summary import ScanError
+from photobatch.scan.work import Item, Pick, Processed, identify
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from photobatch.models.stack import Analyzer
+
+# Seconds to wait for a cluster's address to accept a connection before giving up (ray.init itself
+# retries an unreachable address for minutes, logging all the while).
+CONNECT_TIMEOUT_S = 5.0
+
+
+# -- on the cluster -------------------------------------------------------------------------------
+
+
+def node_name() -> str:
+    """This node, as Ray names it (its IP address), for messages about what it could not read."""
+    import ray
+
+    return ray.util.get_node_ip_address()
+
+
+def identify_remote(
+    found: list[FoundFile],
+) -> list[tuple[str | None, PhotoMetadata | None, str | None]]:
+    """Hash and EXIF for a chunk of files (a CPU task): (sha256, metadata, error) for each."""
+    out = []
+    for f in found:
+        item = Item(f, is_new=False)
+        identify(item)
+        if item.error is not None and not os.path.lexists(f.path):
+            item.error = not_on_node(f)
+        out.append((item.sha256, item.metadata, item.error))
+    return out
+
+
+def decode_remote(found: list[FoundFile]) -> tuple[np.ndarray, list[str | None]]:
+    """Decode a chunk for the encoder (a CPU task): the decoded images stacked, and an error (or
+    None) for each file; the array holds the images of the files without one, in order."""
+    import numpy as np
+
+    from photobatch.scan.work import decode
+
+    images, errors = [], []
+    for f in found:
+        item = Item(f, is_new=False)
+        decode(item)
+        if item.error is not None and not os.path.lexists(f.path):
+            item.error = not_on_node(f)
+        if item.image is not None:
+            images.append(item.image.numpy())
+        errors.append(item.error)
+    stacked = np.stack(images) if images else np.zeros((0, 3, 1, 1), dtype=np.float32)
+    return stacked, errors
+
+
+def not_on_node(f: FoundFile) -> str:
+    return (
+        f"{f.path}: not found on Ray node {node_name()}: every node must see the photos at the "
+        "same path (mount the shared storage there as on this machine)"
+    )
+
+
+class ModelActor:
+    """One process's loaded models on the cluster: images in, unpersonalized results out."""
+
+    def __init__(self, config: Config, device: str) -> None:
+        from photobatch.models.stack import model_set
+
+        self.analyzer = model_set(config, device)
+
+    def ready(self) -> tuple[str, str]:
+        """Load the models; return their versions and this node's name."""
+        self.analyzer.load()
+        return self.analyzer.models, node_name()
+
+    def describe(
+        self, hashes: list[str], images: np.ndarray, errors: list[str | None]
+    ) -> list[Analysis]:
+        """Results for the decoded images: those of ``hashes`` whose decode ``errors`` is None."""
+        import torch
+
+        decoded = [h for h, error in zip(hashes, errors, strict=True) if error is None]
+        if not decoded:
+            return []
+        # Ray hands the array over read-only from its object store; torch wants its own copy.
+        return self.analyzer.describe(decoded, list(torch.from_numpy(images.copy())))
+
+
+# -- on the driver --------------------------------------------------------------------------------
+
+
+@dataclass
+class InFlight:
+    """A batch whose decoding and analysis were sent to the cluster."""
+
+    items: list[Item]
+    picked: list[Item]
+    errors: Any  # ObjectRef of the decode errors (None when nothing was picked)
+    analyses: Any  # ObjectRef of the actor's results (None when nothing was picked)
+
+
+class RayEngine:
+    """Sends batches to a Ray cluster and yields them back in order, one batch at a time."""
+
+    def __init__(self, config: Config, analyzer: Analyzer, device: str) -> None:
+        self.config = config
+        self.analyzer = analyzer
+        self.ray = import_ray()
+        self._started = connect(self.ray, config.ray.address)
+        try:
+            self._start_actors(device)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_actors(self, device: str) -> None:
+        ray = self.ray
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0))
+        self.cpus = max(1, int(resources.get("CPU", 1)))
+        count = self.config.ray.actors or gpus or len([n for n in ray.nodes() if n["Alive"]])
+        self.batch_size = max(1, self.config.gpu_batch_size if gpus else self.config.batch_size)
+        # Actors reserve no CPU: on a node with one or two CPUs a reserved one would leave the
+        # decode tasks none, or one (the local engine's decode threads and the encoder share the
+        # cores the same way).
+        actor = ray.remote(ModelActor).options(
+            num_cpus=0,
+            num_gpus=1 if gpus else 0,
+            max_restarts=-1,
+            max_task_retries=-1,
+            scheduling_strategy="SPREAD",
+        )
+        self.actors = [actor.remote(self.config, device) for _ in range(max(1, count))]
+        self._identify = ray.remote(num_cpus=1)(identify_remote)
+        self._decode = ray.remote(num_cpus=1, num_returns=2)(decode_remote)
+        self._readiness = [a.ready.remote() for a in self.actors]  # loads while the CPUs hash
+        self._checked = False
+        self._next_actor = 0
+
+    def _check_actors(self) -> None:
+        """Fail before the first commit when a node runs other model versions than this one:
+        their results would be stored as current and never redone."""
+        if self._checked:
+            return
+        here = self.analyzer.models
+        for models, node in self._get(self._readiness):
+            if models != here:
+                raise ScanError(
+                    f"Ray node {node} runs other model versions ({models}) than this machine "
+                    f"({here}): install the same photobatch release and models on every node"
+                )
+        self._checked = True
+
+    def process(self, todo: list[Item], pick: Pick) -> Iterator[Processed]:
+        """Every item of ``todo``, in batches: identified on the cluster, then decoded and
+        analysed there where ``pick`` says; batches come back in order."""
+        rest = iter(todo)
+        chunks = iter(lambda: list(islice(rest, self.batch_size)), [])
+        identifying: deque[tuple[list[Item], Any]] = deque()
+        analysing: deque[InFlight] = deque()
+        # Enough work in flight to keep every CPU and actor busy while the driver commits.
+        identify_window, analyse_window = 2 * self.cpus, 2 * len(self.actors)
+
+        def refill() -> None:
+            while len(identifying) < identify_window:
+                items = next(chunks, None)
+                if items is None:
+                    return
+                identifying.append((items, self._identify.remote([i.found for i in items])))
+
+        refill()
+        while identifying or analysing:
+            if identifying and len(analysing) < analyse_window:
+                items, ref = identifying.popleft()
+                for item, (sha, metadata, error) in zip(items, self._get(ref), strict=True):
+                    item.sha256, item.metadata, item.error = sha, metadata, error
+                analysing.append(self._analyse(items, pick(items)))
+                refill()
+            else:
+                yield self._collect(analysing.popleft())
+
+    def _analyse(self, items: list[Item], picked: list[Item]) -> InFlight:
+        if not picked:  # moved or copied photos only: nothing for the cluster
+            return InFlight(items, [], None, None)
+        images, errors = self._decode.remote([i.found for i in picked])
+        actor = self.actors[self._next_actor % len(self.actors)]
+        self._next_actor += 1
+        hashes = [i.sha256 for i in picked]
+        return InFlight(items, picked, errors, actor.describe.remote(hashes, images, errors))
+
+    def _collect(self, batch: InFlight) -> Processed:
+        if not batch.picked:
+            return Processed(batch.items, [], [])
+        self._check_actors()
+        analyses = self._get(batch.analyses)
+        for item, error in zip(batch.picked, self._get(batch.errors), strict=True):
+            item.error = error
+        return Processed(batch.items, batch.picked, self.analyzer.repersonalize(analyses))
+
+    def _get(self, ref: Any) -> Any:
+        """``ray.get``, with a failure inside the models turned into the scan's one-line error."""
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, Exception) else exc
+            raise ScanError(f"on the Ray cluster: {cause}") from exc
+
+    def close(self) -> None:
+        """Stop the actors; disconnect from (or stop) the Ray instance this engine started."""
+        for actor in getattr(self, "actors", []):
+            self.ray.kill(actor)
+        self.actors = []
+        if self._started and self.ray.is_initialized():
+            self.ray.shutdown()
+
+
+def import_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise MissingExtra("ray", "ray") from exc
+    return ray
+
+
+def connect(ray: Any, address: str | None) -> bool:
+    """Join the cluster at ``address`` (None: RAY_ADDRESS, else a new instance on this machine);
+    True when this call started the connection. Ray's own logs stay out of the scan's output."""
+    if ray.is_initialized():
+        return False
+    if address not in (None, "auto", "local"):
+        reachable(address)
+    with core_log() as log:
+        try:
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,  # workers' output stays in Ray's session logs
+                logging_level=logging.ERROR,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            log.seek(0)
+            if b"InvalidAuthToken" in log.read():
+                raise ScanError(
+                    f"cannot join the Ray cluster at {address}: it wants its token: set "
+                    "RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN to what 'ray get-auth-token' prints "
+                    "on its head node"
+                ) from exc
+            raise ScanError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+    return True
+
+
+@contextmanager
+def core_log() -> Iterator[BinaryIO]:
+    """Ray's C++ core writes to file descriptor 2 while it connects, a warning a second for as
+    long as a cluster refuses it; keep that out of the scan's output (a cron job's mail), and
+    hand it over for the one-line error."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield log
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def reachable(address: str) -> None:
+    """Fail in seconds, with one line, when nothing listens at a cluster's host:port."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ScanError(f"Ray address '{address}' is not host:port (as 'ray start --head' prints)")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise ScanError(f"cannot reach the Ray cluster at {address}: {why}") from exc
