@@ -1,8 +1,9 @@
 """`photobatch scan --engine ray` on a local Ray instance: the same results as the local engine, a
 killed model actor costs nothing, and every way it cannot start is one line.
 
-The cluster is real (``ray.init(num_cpus=2)``, one per module); only the photos' storage is shared
-by construction. Outside CI the module is skipped when the ``ray`` extra is not installed.
+The cluster is real: two nodes on this machine (``ray.cluster_utils.Cluster``), one per module;
+only the photos' storage is shared by construction. Outside CI the module is skipped when the
+``ray`` extra is not installed.
 """
 
 from __future__ import annotations
@@ -43,9 +44,16 @@ except ImportError:  # pragma: no cover - depends on the install
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    """Two simulated nodes of one CPU each on this machine: two model actors, tasks on both."""
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
+    nodes.add_node(num_cpus=1)
+    nodes.wait_for_nodes()
+    ray.init(address=nodes.address, log_to_driver=False, logging_level=logging.ERROR)
     yield
     ray.shutdown()
+    nodes.shutdown()
 
 
 def library(research_data: Path, root: Path, count: int) -> Path:
@@ -184,7 +192,7 @@ def actor_pids() -> list[int]:
 
 def kill_model_actor() -> int:
     pids = actor_pids()
-    assert len(pids) == 1, pids
+    assert len(pids) == 2, pids  # one per node
     os.kill(pids[0], signal.SIGKILL)
     return pids[0]
 
@@ -236,7 +244,9 @@ def test_unreachable_cluster_is_one_line_in_seconds(photos: Path, tmp_path: Path
 
 
 def test_cron_run_prints_only_photobatchs_summary_line(photos: Path, tmp_path: Path) -> None:
-    """What a 3 a.m. cron job mails: Ray starts, works and stops without a word of its own."""
+    """What a 3 a.m. cron job mails: Ray starts, works and stops without a word of its own. The
+    scan starts its own Ray instance although the module's cluster runs on this machine: without
+    an address a scan never joins a cluster it was not told about."""
     result = subprocess.run(
         [sys.executable, "-m", "photobatch", "--index", str(tmp_path / "index.db"), "scan",
          "--engine", "ray", str(photos)],

@@ -263,7 +263,10 @@ def connect(ray: Any, address: str | None) -> bool:
     True when this call started the connection. Ray's own logs stay out of the scan's output."""
     if ray.is_initialized():
         return False
-    if address not in (None, "auto", "local"):
+    # Ray's own default would join whichever cluster `ray start` last ran on this machine: a scan
+    # joins one only when told to (an address, "auto" or RAY_ADDRESS).
+    address = address or os.environ.get("RAY_ADDRESS") or "local"
+    if address not in ("auto", "local"):
         reachable(address)
     with core_log() as log:
         try:
@@ -281,7 +284,12 @@ def connect(ray: Any, address: str | None) -> bool:
                     "RAY_AUTH_MODE=token, and RAY_AUTH_TOKEN to what 'ray get-auth-token' prints "
                     "on its head node"
                 ) from exc
-            raise ScanError(f"cannot join the Ray cluster at {address}: {exc}") from exc
+            where = (
+                "start Ray on this machine"
+                if address == "local"
+                else f"join the Ray cluster at {address}"
+            )
+            raise ScanError(f"cannot {where}: {exc}") from exc
     return True
 
 

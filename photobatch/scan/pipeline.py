@@ -233,6 +233,10 @@ class Scanner:
 
     def _process(self, todo: list[Item], summary: ScanSummary, models: str | None) -> None:
         """Send ``todo`` through the engine and commit each batch as it comes back."""
+        # Content on its way through the engine: the item that carries it. A copy in a later
+        # batch is not analysed again: batches are committed in order, so the result is in the
+        # index by the time the copy's batch is committed.
+        claimed: dict[str, Item] = {}
 
         def pick(items: list[Item]) -> list[Item]:
             """The identified items the models must see: one per content without results of
@@ -240,14 +244,15 @@ class Scanner:
             ok = [item for item in items if item.error is None]
             hashes = (item.sha256 for item in ok if item.sha256)
             done = set() if models is None else self.index.analyzed(hashes, models)
-            first: dict[str, Item] = {}
+            chosen = []
             for item in ok:
                 assert item.sha256 is not None
                 if item.sha256 in done:
                     summary.reused += item.is_new
-                else:
-                    first.setdefault(item.sha256, item)
-            return list(first.values())
+                elif item.sha256 not in claimed:
+                    claimed[item.sha256] = item
+                    chosen.append(item)
+            return chosen
 
         with tqdm(
             total=len(todo),
@@ -256,17 +261,24 @@ class Scanner:
             file=sys.stderr,
         ) as bar:
             for batch in self.engine.process(todo, pick):
-                self.commit(batch, summary)
+                self.commit(batch, summary, claimed)
+                for item in batch.analysed:
+                    del claimed[item.sha256]  # type: ignore[arg-type]
                 bar.update(len(batch.items))
 
-    def commit(self, batch: Processed, summary: ScanSummary) -> None:
+    def commit(
+        self, batch: Processed, summary: ScanSummary, claimed: dict[str, Item] | None = None
+    ) -> None:
         """Write a processed batch's sidecars, then commit it to the index: the driver's share
-        of every photo, whichever engine analysed it."""
+        of every photo, whichever engine analysed it. ``claimed``: the items analysed for each
+        content in flight (default: this batch's), whose failure is their copies' too."""
         summary.analyzed += len(batch.analyses)
-        failed = {item.sha256: item.error for item in batch.analysed if item.error}
+        if claimed is None:
+            claimed = {item.sha256: item for item in batch.analysed if item.sha256}
         for item in batch.items:
-            if item.error is None and item.sha256 in failed:
-                item.error = f"{item.found.path}: same content as {failed[item.sha256]}"
+            first = claimed.get(item.sha256) if item.sha256 else None
+            if item.error is None and first is not None and first.error:
+                item.error = f"{item.found.path}: same content as {first.error}"
         # Sidecars first, the index commit last: a scan killed in between redoes the batch next
         # time, while a committed photo whose sidecar was never written would stay without one.
         if self.sidecars is not None:
