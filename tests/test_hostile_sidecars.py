@@ -239,16 +239,18 @@ def test_move_never_clobbers_or_takes_a_sidecar_photobatch_did_not_write(
     assert USERS_OWN in (root / "c.jpg.xmp").read_bytes()
 
 
-def test_deleted_sidecar_is_written_again_without_rereading_the_photo(
+def test_deleted_or_emptied_sidecar_is_written_again_without_rereading_the_photo(
     tmp_path: Path, research_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A deleted sidecar, or an empty one (what a power cut can leave of a first write, which is
+    not fsynced), is written again by the next scan."""
     from photobatch.scan import local
 
     root = library(tmp_path / "photos", research_data, "a.jpg", "b.jpg")
     scan(tmp_path, root, formats=("xmp", "json"))
     written = (root / "a.jpg.xmp").read_bytes()
     (root / "a.jpg.xmp").unlink()
-    (root / "b.jpg.json").unlink()
+    (root / "b.jpg.json").write_bytes(b"")
 
     def no_reading(item: object) -> None:
         raise AssertionError("an unchanged photo was read again")
@@ -274,3 +276,26 @@ def test_photos_sharing_a_basename_do_not_overwrite_each_others_sidecar(
     assert json.loads((root / "IMG_1.json").read_bytes())["name"] == "IMG_1.jpg"
     assert json.loads((root / "IMG_2.json").read_bytes())["name"] == "IMG_2.jpg"
     assert (root / "IMG_1.xmp").is_file() and (root / "IMG_2.xmp").is_file()
+
+
+def test_a_sidecar_is_on_disk_before_it_replaces_the_users_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replacing a sidecar (which may hold the user's own keywords) waits for the new content to
+    reach the disk, so a power cut leaves the old file or the new one, never an empty one; a
+    first write skips that wait."""
+    from photobatch.library import sidecars
+
+    events: list[str] = []
+    monkeypatch.setattr(sidecars.os, "fsync", lambda fd: events.append("fsync"))
+    real_replace = os.replace
+    monkeypatch.setattr(
+        sidecars.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))
+    )
+    target = tmp_path / "a.jpg.xmp"
+    sidecars.write_atomic(target, b"first")
+    assert events == ["replace"]
+    events.clear()
+    sidecars.write_atomic(target, b"second")
+    assert events == ["fsync", "replace"]
+    assert target.read_bytes() == b"second"

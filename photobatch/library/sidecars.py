@@ -71,23 +71,37 @@ def read_existing(path: Path) -> bytes | None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one rename, keeping the old file's permissions."""
+    """Replace ``path`` with ``data`` in one rename, keeping the old file's permissions.
+
+    A file replaced is on disk before the rename, so a power cut cannot leave it empty. A new
+    one is not waited for (that fsync was a third of a driver's commit time): a power cut can
+    leave it empty or absent, and the next scan writes it again (``SidecarSync.missing``).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         mode = path.stat().st_mode & 0o777
+        replacing = True
     except FileNotFoundError:
-        mode = 0o644
+        mode, replacing = 0o644, False
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if replacing:
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return os.lstat(path).st_size == 0
+    except OSError:
+        return True
 
 
 class SidecarSync:
@@ -137,10 +151,9 @@ class SidecarSync:
         return problems
 
     def missing(self, photo: Path) -> bool:
-        """Whether one of ``photo``'s sidecars is gone (one ``lstat`` per format)."""
-        return any(
-            not os.path.lexists(sidecar_path(photo, w.suffix, self.options)) for w in self.writers
-        )
+        """Whether one of ``photo``'s sidecars is gone or empty (one ``lstat`` per format): a
+        power cut right after a first write can leave either."""
+        return any(_empty(sidecar_path(photo, w.suffix, self.options)) for w in self.writers)
 
     def move(self, old: Path, new: Path) -> list[str]:
         """Take the sidecars photobatch wrote for ``old`` along to ``new``, which was moved or
