@@ -331,10 +331,11 @@ def _merge_caption(descriptions: list[ET.Element], caption: str | None) -> None:
 def _prefixes(root: ET.Element, declared: list[tuple[str, str]]) -> dict[str, str]:
     """uri -> prefix: the standard ones, then the file's own (renamed only on a clash)."""
     prefixes = dict(STANDARD_PREFIXES)
-    uris = [uri for _, uri in declared]
+    uris = dict.fromkeys(uri for _, uri in declared)  # in order of appearance, once each
     for element in root.iter():
         if isinstance(element.tag, str):
-            uris.extend(_uri(name) for name in (element.tag, *element.attrib))
+            uris[_uri(element.tag)] = None
+            uris.update(dict.fromkeys(map(_uri, element.attrib)))
     hints = {uri: prefix for prefix, uri in reversed(declared)}  # the first prefix given
     for uri in uris:
         if not uri or uri == XML or uri in prefixes:
