@@ -16,6 +16,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -314,3 +315,27 @@ def test_disk_full_while_writing_a_sidecar_keeps_the_old_one(
         f"{root / 'a.jpg.xmp'}: cannot write sidecar: No space left on device"
     ]
     assert [r["status"] for r in index.export_rows()] == ["ok"]
+
+
+def test_copies_of_an_undecodable_photo_are_errors_in_every_batch(
+    tmp_path: Path, research_data: Path
+) -> None:
+    """Copies of one content are analysed once; when that fails, every copy is an error naming
+    itself, also those whose batch comes later (none is indexed as a photo without results)."""
+    root = tmp_path / "photos"
+    root.mkdir()
+    buffer = io.BytesIO()
+    photo(research_data, "DSCN0010.jpg").save(buffer, "JPEG")
+    broken = buffer.getvalue()[: len(buffer.getvalue()) // 3]  # hashes fine, cannot decode
+    for name in ("a.jpg", "b.jpg", "c.jpg", "d.jpg"):
+        (root / name).write_bytes(broken)
+    config = replace(load_config(None, index=tmp_path / "index.db"), batch_size=1)
+    with Index(config.index) as index:
+        Scanner(config, index, progress=False, analyzer_factory=StandIn).scan([root])
+        rows = {Path(r["path"]).name: r for r in index.export_rows()}
+    assert {name: row["status"] for name, row in rows.items()} == dict.fromkeys(rows, "error")
+    assert len(rows) == 4
+    first = min(rows)
+    for name, row in rows.items():
+        assert row["error"].startswith(f"{root / name}: "), row
+        assert ("same content as" in row["error"]) == (name != first), row

@@ -262,8 +262,9 @@ class Scanner:
         ) as bar:
             for batch in self.engine.process(todo, pick):
                 self.commit(batch, summary, claimed)
-                for item in batch.analysed:
-                    del claimed[item.sha256]  # type: ignore[arg-type]
+                for item in batch.analysed:  # in the index now; a failure stays its copies'
+                    if item.error is None:
+                        del claimed[item.sha256]  # type: ignore[arg-type]
                 bar.update(len(batch.items))
 
     def commit(
