@@ -41,7 +41,7 @@ import numpy as np
 from photobatch.core.errors import UserError
 from photobatch.core.text import tokenize
 from photobatch.models.base import Model
-from photobatch.models.personal_memory import CO_SEEDS, K_NEIGHBOURS, Memory, unit
+from photobatch.models.personal_memory import K_NEIGHBOURS, Memory, unit
 
 if TYPE_CHECKING:
     import torch
@@ -257,8 +257,8 @@ class Personalizer:
         """Best-first tags: the pipeline's ``candidates`` and the user's own tags, mixed, each
         with the mix's probability that the user posts it (capped by the tag above, so scores
         read best first). A tag that follows content (it has anchors) ranks below every
-        candidate when none of its anchors is among the best ``CO_SEEDS`` candidates (what the
-        photo shows): #goodboy stays on dogs, content tags fill the other photos."""
+        candidate when none of its anchors is among the candidates (what the photo shows):
+        #goodboy stays on dogs, content tags fill the other photos."""
         tags, x = self.features(embedding, candidates)
         score = x @ self.weights
         ranked, cap = {}, 1.0
@@ -270,13 +270,16 @@ class Personalizer:
     def order(self, tags: Sequence[str], score: np.ndarray, candidates: Sequence[str]) -> list[int]:
         """Indices of ``tags`` best first by ``score``, a content-following tag whose anchors the
         photo does not show after every other (the rule ``rerank_scored`` describes); training
-        ranks its calibration posts with it, so every mix it compares ranks as a scan would."""
-        offered, shown = set(candidates), set(list(dict.fromkeys(candidates))[:CO_SEEDS])
+        ranks its calibration posts with it, so every mix it compares ranks as a scan would.
+        Anchors are learnt from every candidate of the past photos, so every candidate counts as
+        shown: with only the first five, a habit tag fell off photos of its subject whenever the
+        scan named that subject lower."""
+        shown = set(candidates)
         anchors = self.memory.anchors
 
         def off_topic(i: int) -> bool:
             t = tags[i]
-            return t not in offered and t in anchors and not anchors[t] & shown
+            return t not in shown and t in anchors and not anchors[t] & shown
 
         return sorted(range(len(tags)), key=lambda i: (off_topic(i), -score[i], tags[i]))
 
