@@ -88,6 +88,11 @@ def test_save_and_load_with_weights_only(tmp_path: Path) -> None:
     photo = posts[0].embedding
     assert loaded.rerank(photo, ["beach"], 3) == head.rerank(photo, ["beach"], 3)
     assert isinstance(loaded.draft_post(photo), str)
+    # a head of format 2 (with the weights of a mix fitted per user) ranks as it is
+    state = torch.load(tmp_path / FILE_NAME, weights_only=True)
+    torch.save({**state, "format": 2, "weights": [3.5, 3.7, 7.9, 1.4, -4.9]}, tmp_path / "old.pt")
+    old = Personalizer.load(tmp_path / "old.pt")
+    assert old.rerank(photo, ["beach"], 3) == head.rerank(photo, ["beach"], 3)
 
 
 def test_user_without_imported_posts_gets_the_plain_pipeline(tmp_path: Path) -> None:
