@@ -30,7 +30,7 @@ are real (Flickr8k) and their hashtag habits follow real Instagram co-occurrence
    posts; a history of H posts is the H posts before them, so every history size is scored on
    the same photos.
 
-Users ``bench-0`` ... are used for every choice (the kernel, the default weights); ``holdout`` is
+Users ``bench-0`` ... are used for every choice (the kernel, the ranking's weights); ``holdout`` is
 built the same way from its own photos and seed and is only ever reported. The single-topic
 user (``personal_users.TOPIC_USER``) posts only dog photos with ``#goodboy #dogmom
 #biscuitthedog``; the benchmark reports how often those tags reach 40 photos of other subjects

@@ -1,12 +1,9 @@
 """Training the personal ranking on the user's imported posts (``photobatch train personalizer``).
 
-The posts are split by time. The CSMN head is fitted with teacher forcing on the earlier 80%;
-the latest 20% calibrate the mix: each of their photos gets its features from the earlier posts
-alone (kNN vote, co-occurrence, the head, the pipeline's candidates), logistic regressions on
-"was this tag posted" fit the weights, and the mix that ranks those posts best (F1@5 against their
-real tags: the vote and the candidates' order, every feature, or halfway) ships. The memory then
-holds every post. The result is a ``photobatch.models.personalizer.Personalizer`` saved with the
-index; a scan only loads it and never imports this module.
+The CSMN head is fitted with teacher forcing on every post, and the memory holds every post (the
+ranking's weights are fixed: ``photobatch.models.personalizer.WEIGHTS``). The result is a
+``photobatch.models.personalizer.Personalizer`` saved with the index; a scan only loads it and
+never imports this module.
 """
 
 from __future__ import annotations
@@ -29,8 +26,6 @@ from photobatch.core.text import draft_text, tfidf_profile
 from photobatch.models.nn.csmn import BOS, CSMN, EOS, PAD, SPECIALS, CSMNConfig
 from photobatch.models.personal_memory import Memory
 from photobatch.models.personalizer import (
-    DEFAULT_WEIGHTS,
-    FEATURES,
     MIN_TAGGED_POSTS,
     NO_POSTS,
     Head,
@@ -161,10 +156,6 @@ def fit_tag_head(
     return fit_head(examples, vocab, context, CSMNConfig(vocab_size=0), settings, progress)
 
 
-CALIBRATION_SHARE = 0.2
-MIN_CALIBRATION = 8  # posts with candidates below which the benchmark's mean weights are used
-
-
 def train_on_posts(
     posts: Sequence[HistoryPost],
     idf: Callable[[str], float],
@@ -180,20 +171,12 @@ def train_on_posts(
         context = user_context(
             ((p.caption, p.hashtags) for p in posts), idf, CSMNConfig(vocab_size=0).context_len
         )
-    n_calibrate = round(CALIBRATION_SHARE * len(posts)) if len(posts) >= 2 * MIN_CALIBRATION else 0
-    earlier, latest = posts[: len(posts) - n_calibrate], posts[len(posts) - n_calibrate :]
-    head = fit_tag_head(earlier, context, settings, "personalizer: hashtags" if progress else None)
-    calibration = [p for p in latest if p.candidates]
-    if len(calibration) >= MIN_CALIBRATION:
-        mix, weights = choose_mix(Personalizer(head, memory_of(earlier)), calibration)
-    else:
-        mix, weights = "default", np.array(DEFAULT_WEIGHTS)
+    head = fit_tag_head(posts, context, settings, "personalizer: hashtags" if progress else None)
     summary = (
         f"personalizer: {len(posts)} posts, {len(head.vocab) - len(SPECIALS)} tags, "
-        f"context {len(head.context)} terms, mix: {mix}, "
-        f"trained in {time.monotonic() - start:.0f} s"
+        f"context {len(head.context)} terms, trained in {time.monotonic() - start:.0f} s"
     )
-    return Personalizer(head, memory_of(posts), weights, summary)
+    return Personalizer(head, memory_of(posts), summary)
 
 
 def memory_of(posts: Sequence[HistoryPost]) -> Memory:
@@ -204,66 +187,6 @@ def memory_of(posts: Sequence[HistoryPost]) -> Memory:
         [draft_text(p.caption) for p in posts],
         [p.candidates or p.hashtags for p in posts],
     )
-
-
-RANKED = 5  # the F1@k the mixes are compared on: the tags a user reads first
-MIXES = ("vote and candidates", "halfway", "fitted")  # simplest first: a tie goes to the simpler
-
-
-def choose_mix(ranking: Personalizer, posts: Sequence[HistoryPost]) -> tuple[str, np.ndarray]:
-    """The mix (a ``MIXES`` name) that ranks ``posts`` best, and its weights fitted on them all.
-
-    A logistic regression on ~20% of a small history can overfit or lean on weak features and
-    lose to the vote it contains, so the vote with the pipeline's order alone, every feature, and
-    the halfway between are compared by F1@``RANKED`` of each post's real tags, two-fold (fitted
-    on the even posts, scored on the odd ones and back), every post ranked by ``ranking.order``
-    from the earlier posts only; deterministic."""
-    rows = [ranking.features(p.embedding, p.candidates) for p in posts]
-    labels = [
-        np.array([float(t in p.hashtags) for t in tags])
-        for p, (tags, _) in zip(posts, rows, strict=True)
-    ]
-    folds = [list(range(0, len(posts), 2)), list(range(1, len(posts), 2))]
-    f1 = dict.fromkeys(MIXES, 0.0)
-    for fit_on, score_on in (folds, folds[::-1]):
-        mixes = mix_weights([rows[i][1] for i in fit_on], [labels[i] for i in fit_on])
-        for name, w in mixes.items():
-            for i in score_on:
-                (tags, x), post = rows[i], posts[i]
-                ranked = [tags[j] for j in ranking.order(tags, x @ w, post.candidates)]
-                f1[name] += prf(ranked, post.hashtags, RANKED)[2]
-    best = max(MIXES, key=lambda name: (round(f1[name], 9), -MIXES.index(name)))
-    return best, mix_weights([x for _, x in rows], labels)[best]
-
-
-def mix_weights(xs: Sequence[np.ndarray], ys: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-    """Each of ``MIXES`` fitted on the feature rows ``xs`` and their posted-or-not ``ys``."""
-    x, y = np.concatenate(xs), np.concatenate(ys)
-    # Not the vote alone: it would rank a photo unlike the history (food on a dog account) by
-    # faint votes over the pipeline's candidates, which the calibration posts cannot show.
-    vote = fit_weights(x, y, ("vote", "candidate", "bias"))
-    fitted = fit_weights(x, y, FEATURES)
-    return {"vote and candidates": vote, "halfway": (vote + fitted) / 2, "fitted": fitted}
-
-
-def fit_weights(x: np.ndarray, y: np.ndarray, use: Sequence[str], l2: float = 0.1) -> np.ndarray:
-    """Logistic-regression weights of the ``use`` features (the others 0) on whether each tag
-    in play was posted (Newton's method, L2 on all but the bias); deterministic."""
-    cols = [FEATURES.index(f) for f in use]
-    x = x[:, cols]
-    w = np.zeros(len(cols))
-    penalty = np.array([0.0 if f == "bias" else l2 for f in use])
-    for _ in range(25):
-        p = 1 / (1 + np.exp(-(x @ w)))
-        grad = x.T @ (p - y) + penalty * w
-        hess = (x * (p * (1 - p))[:, None]).T @ x + np.diag(penalty + 1e-6)
-        step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-6:
-            break
-    full = np.zeros(len(FEATURES))
-    full[cols] = w
-    return full
 
 
 def prf(pred: Sequence[str], truth: Sequence[str], k: int | None) -> tuple[float, float, float]:
