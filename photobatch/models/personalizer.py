@@ -38,7 +38,7 @@ import numpy as np
 from photobatch.core.errors import UserError
 from photobatch.core.text import tokenize
 from photobatch.models.base import Model
-from photobatch.models.personal_memory import K_NEIGHBOURS, Memory, unit
+from photobatch.models.personal_memory import K_NEIGHBOURS, MIN_HABIT, Memory, unit
 
 if TYPE_CHECKING:
     import torch
@@ -306,6 +306,11 @@ class PersonalHead(Model):
 
     def files(self) -> tuple[Path, ...]:
         return (self.path,)
+
+    def settings(self) -> dict[str, object]:
+        # The ranking is code, not weights in the file: a new one re-ranks the photos an older
+        # one ranked with the same head (e.g. the per-user mixes of format 2).
+        return {"weights": WEIGHTS, "neighbours": K_NEIGHBOURS, "min_habit": MIN_HABIT}
 
     @property
     def id(self) -> str | None:
