@@ -51,7 +51,8 @@ class Memory:
     typical: float = 0.0  # mean cosine of a past photo to its K_NEIGHBOURS nearest others
 
     def __post_init__(self) -> None:
-        self.frequency = {t: n / len(self.tags) for t, n in _counts(self.tags).items()}
+        self.used = _counts(self.tags)  # posts per tag
+        self.frequency = {t: n / len(self.tags) for t, n in self.used.items()}
         self.shown = _counts(self.content)
         self.pairs: dict[str, dict[str, int]] = {}
         for content, tags in zip(self.content, self.tags, strict=True):
@@ -61,7 +62,6 @@ class Memory:
                     row[t] = row.get(t, 0) + 1
         # A tag's anchors: what the photos it was posted on (nearly) always show. A tag with
         # anchors follows content (#goodboy: a dog); one without is a signature (#travelgram).
-        self.used = _counts(self.tags)
         self.anchors: dict[str, set[str]] = {}
         for c, row in self.pairs.items():
             if self.frequency.get(c, 0.0) >= SIGNATURE_SHARE:

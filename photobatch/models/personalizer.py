@@ -252,14 +252,17 @@ class Personalizer:
         content tags fill the other photos."""
         tags, x = self.features(embedding, candidates)
         score = x @ np.asarray(WEIGHTS)
-        best = self.order(tags, score, candidates)[:k]
+        best = self._order(tags, score, candidates)[:k]
+        top = max(float(score[best[0]]), 1e-9) if best else 1.0
         ranked, cap = {}, 1.0
         for i in best:
-            cap = min(cap, float(score[i] / max(score[best[0]], 1e-9)))
+            cap = min(cap, float(score[i]) / top)
             ranked[tags[i]] = round(cap, 3)
         return ranked
 
-    def order(self, tags: Sequence[str], score: np.ndarray, candidates: Sequence[str]) -> list[int]:
+    def _order(
+        self, tags: Sequence[str], score: np.ndarray, candidates: Sequence[str]
+    ) -> list[int]:
         """Indices of ``tags`` best first by ``score``, a content-following tag whose anchors the
         photo does not show after every other (the rule ``rerank_scored`` describes). Anchors are
         learnt from every candidate of the past photos, so every candidate counts as shown: with
