@@ -297,7 +297,6 @@ class Index(PostTables, ReviewTables):
             if analysis_rows:
                 self.db["analyses"].upsert_all(analysis_rows, pk="sha256")
             if photo_rows:
-                self._carry_reviews([(row["path"], row["sha256"]) for row in photo_rows])
                 self.db["photos"].upsert_all(photo_rows, pk="path")
                 self.db.execute(
                     "UPDATE photos SET first_seen = ? WHERE first_seen IS NULL", [stamp]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, Review
-from photobatch.library.schema import METADATA_COLUMNS, fs_path, in_chunks, now
+from photobatch.library.schema import METADATA_COLUMNS, db_path, fs_path, in_chunks, now
 from photobatch.library.sqlite_errors import every_public_method
 
 if TYPE_CHECKING:
@@ -186,24 +186,27 @@ class ReviewTables:
             self.change_review(sha256, approve)
         return chosen
 
-    def _carry_reviews(self, rows: list[tuple[bytes | str, str | None]]) -> None:
-        """Give a photo edited in place (same path, new sha256) the review of its old content,
-        unless the new content has one of its own. Call inside the batch's transaction, before
-        its photo rows are written; costs one query a batch once anything is reviewed."""
+    def carry_reviews(self, found: list[tuple[Path, str]]) -> None:
+        """Give each photo (path, its sha256 now) edited in place (the index has another sha256
+        at that path) the review of its old content, unless the new content has one of its own.
+        A scan calls it before writing a batch's sidecars; one query a batch once anything is
+        reviewed."""
+        rows = [(db_path(path), sha256) for path, sha256 in found]
         if self.db.execute("SELECT 1 FROM reviews LIMIT 1").fetchone() is None:
             return
         sql = "SELECT path, sha256 FROM photos WHERE path IN ({marks})"
         before = dict(in_chunks(self.db, sql, [path for path, _ in rows]))
         columns = [c[1] for c in self.db.execute("PRAGMA table_info(reviews)")][1:]
         names = ", ".join(columns)
-        for path, sha256 in rows:
-            old = before.get(path)
-            if sha256 and old and old != sha256:
-                self.db.execute(
-                    f"INSERT OR IGNORE INTO reviews (sha256, {names}) "
-                    f"SELECT ?, {names} FROM reviews WHERE sha256 = ?",
-                    [sha256, old],
-                )
+        with self.db.atomic():
+            for path, sha256 in rows:
+                old = before.get(path)
+                if old and old != sha256:
+                    self.db.execute(
+                        f"INSERT OR IGNORE INTO reviews (sha256, {names}) "
+                        f"SELECT ?, {names} FROM reviews WHERE sha256 = ?",
+                        [sha256, old],
+                    )
 
     # -- what a page shows ------------------------------------------------------------------------
 

@@ -214,6 +214,8 @@ class Handler(BaseHTTPRequestHandler):
         library = self.server.library
         if path == "/":
             self._send_page(params)
+        elif path == "/favicon.ico":  # browsers ask for it; the page has none
+            self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
         elif path.startswith("/static/") and path[8:] in STATIC:
             name = path[8:]
             self._send(HTTPStatus.OK, static_text(name).encode(), STATIC[name])

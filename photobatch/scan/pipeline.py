@@ -292,6 +292,9 @@ class Scanner:
         # Sidecars first, the index commit last: a scan killed in between redoes the batch next
         # time, while a committed photo whose sidecar was never written would stay without one.
         with self._sidecar_lock():
+            self.index.carry_reviews(  # a photo edited in place keeps its review
+                [(i.found.path, i.sha256) for i in batch.items if i.sha256 and i.error is None]
+            )
             if self.sidecars is not None:
                 self._write_sidecars(batch.items, {a.sha256: a for a in batch.analyses}, summary)
             self._commit_rows(batch, summary)
