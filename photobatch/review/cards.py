@@ -118,8 +118,10 @@ def _large(thumbnail: str, interactive: bool) -> str:
 def _caption(view: CardView, interactive: bool) -> str:
     shown = view.shown
     text = shown.caption or ""
-    if shown.caption_source == USER_SOURCE:
+    if view.review.caption is not None:
         sure = '<span class="conf you">yours</span>'
+    elif view.review.verdict == "approved":
+        sure = '<span class="conf you">approved</span>'
     elif shown.caption_confidence is not None:
         source = escape(shown.caption_source or "")
         sure = (

@@ -101,7 +101,13 @@ class ReviewServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(
-        self, config: Config, roots: list[Path], *, sidecars: bool = True, port: int = 0
+        self,
+        config: Config,
+        roots: list[Path],
+        *,
+        sidecars: bool = True,
+        port: int = 0,
+        thumbnails: Thumbnails | None = None,
     ) -> None:
         with Index(config.index, create=False):  # fail now, in one line, without an index
             pass
@@ -110,7 +116,7 @@ class ReviewServer(ThreadingHTTPServer):
             roots=tuple(r.expanduser().absolute() for r in roots),
             token=secrets.token_urlsafe(32),
             csrf=secrets.token_urlsafe(32),
-            thumbnails=Thumbnails(max_bytes=config.review.thumbnail_cache_mb * 2**20),
+            thumbnails=thumbnails or Thumbnails(max_bytes=config.review.thumbnail_cache_mb * 2**20),
             sidecars=SidecarSync(config.sidecars) if sidecars else None,
             writes=threading.Lock(),
             attention=threading.Lock(),
