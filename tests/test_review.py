@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from exiftool_helpers import keywords_and_description as read_sidecar
 from PIL import Image
 
 from photobatch.cli import cli
@@ -49,19 +50,8 @@ USER_XMP = """<x:xmpmeta xmlns:x="adobe:ns:meta/">
 """
 
 
-def exiftool(path: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        ["exiftool", "-j", "-Subject", "-Description", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)[0]
-
-
 def subjects(sidecar: Path) -> list[str]:
-    value = exiftool(sidecar).get("Subject", [])
-    return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+    return read_sidecar(sidecar)["Subject"]
 
 
 class Library:
@@ -261,7 +251,7 @@ def bad_requests(client: Client, sha256: str) -> list[tuple[str, tuple[int, Any,
 
 def test_every_bad_request_is_refused(client: Client, library: Library) -> None:
     sha256 = library.sha(FLICKR[0])
-    before = exiftool(library.root / f"{FLICKR[0]}.xmp")
+    before = read_sidecar(library.root / f"{FLICKR[0]}.xmp")
     answers = bad_requests(client, sha256)
     succeeded = [name for name, (status, _, _) in answers if status < 400]
     assert succeeded == [], succeeded
@@ -271,7 +261,7 @@ def test_every_bad_request_is_refused(client: Client, library: Library) -> None:
         assert b"root:" not in content and b"import" not in content, name
     with library.index() as index:
         assert index.review(sha256) is None  # no write got through
-    assert exiftool(library.root / f"{FLICKR[0]}.xmp") == before
+    assert read_sidecar(library.root / f"{FLICKR[0]}.xmp") == before
     # The same requests with the credentials work: the gate refused them for the right reason.
     assert client.request("GET", f"/thumb/{sha256}")[0] == 200
     assert client.request("GET", "/static/review.js")[0] == 200
@@ -300,7 +290,7 @@ def test_edits_reach_the_sidecars_and_survive_reanalysis_with_another_model(
     before = library.rows()
     assert before[FLICKR[0]]["review"] == "approved"
     sidecar = library.root / f"{FLICKR[1]}.xmp"
-    assert exiftool(sidecar)["Description"] == "Two dogs play on the road"
+    assert read_sidecar(sidecar)["Description"] == "Two dogs play on the road"
     assert dropped not in subjects(library.root / f"{FLICKR[2]}.xmp")
     assert {"summerdays", "mydog"} <= set(subjects(library.root / f"{FLICKR[2]}.xmp"))
     assert subjects(library.root / f"{FLICKR[3]}.xmp") == ["grandma"]  # rejected: only theirs
@@ -317,7 +307,7 @@ def test_edits_reach_the_sidecars_and_survive_reanalysis_with_another_model(
     assert after[FLICKR[1]]["post_text"] == "Best friends 🐶"
     assert after[FLICKR[1]]["model_caption"] != "Two dogs play on the road"
     assert f"#{dropped}" not in after[FLICKR[2]]["hashtags"].split()
-    assert exiftool(sidecar)["Description"] == "Two dogs play on the road"
+    assert read_sidecar(sidecar)["Description"] == "Two dogs play on the road"
     assert {"summerdays", "mydog"} <= set(subjects(library.root / f"{FLICKR[2]}.xmp"))
     assert dropped not in subjects(library.root / f"{FLICKR[2]}.xmp")
     assert subjects(library.root / f"{FLICKR[3]}.xmp") == ["grandma"]
@@ -358,7 +348,7 @@ def test_a_moved_copied_or_edited_photo_keeps_its_review(library: Library) -> No
     assert rows[FLICKR[1]]["caption"] == "Two dogs play on the road"
     copy_tags = subjects(root / "copy.jpg.xmp")
     assert copy_tags == [t.lstrip("#") for t in rows["copy.jpg"]["hashtags"].split()]
-    assert exiftool(root / f"{FLICKR[1]}.xmp")["Description"] == "Two dogs play on the road"
+    assert read_sidecar(root / f"{FLICKR[1]}.xmp")["Description"] == "Two dogs play on the road"
 
 
 def test_approve_all_shown_takes_only_undecided_cards_above_the_confidence(
@@ -491,3 +481,12 @@ def test_review_command_prints_its_address_and_serves_it(library: Library) -> No
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=30)
+
+
+def test_attention_map_is_drawn_on_demand_and_cached(client: Client, library: Library) -> None:
+    sha256 = library.sha(FLICKR[2])
+    status, headers, png = client.request("GET", f"/attention/{sha256}")
+    assert status == 200 and headers["Content-Type"] == "image/png"
+    with Image.open(io.BytesIO(png)) as figure:
+        assert figure.width >= 224 * 3  # the photo, then a panel per word
+    assert client.request("GET", f"/attention/{sha256}")[2] == png

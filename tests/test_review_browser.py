@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from click.testing import CliRunner
+from exiftool_helpers import keywords_and_description as read_sidecar
 
 from photobatch.cli import cli
 from photobatch.core.config import load_config
@@ -102,19 +102,6 @@ def browser(browser_paths: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch) -
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-
-
-def exiftool(sidecar: Path) -> dict[str, Any]:
-    out = subprocess.run(
-        ["exiftool", "-j", "-Subject", "-Description", str(sidecar)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    found = json.loads(out.stdout)[0]
-    subject = found.get("Subject", [])
-    found["Subject"] = [str(s) for s in (subject if isinstance(subject, list) else [subject])]
-    return found
 
 
 # Schemes Chromium resolves without asking any host (its own start page uses them).
@@ -205,11 +192,11 @@ def test_review_in_a_browser_survives_a_new_model(library: Library, browser: Any
         records = {sha: index.record(path) for sha, path in paths.items()}
     assert after == before  # not one approval or edit lost
     for sha in ids[:3]:
-        written = exiftool(Path(f"{paths[sha]}.xmp"))
+        written = read_sidecar(Path(f"{paths[sha]}.xmp"))
         assert written["Subject"] == before[sha].approved_hashtags
         assert written.get("Description") == (before[sha].approved_caption or None)
-    assert exiftool(Path(f"{paths[ids[3]]}.xmp"))["Description"] == "Our dog Rex at the lake"
-    fifth_tags = exiftool(Path(f"{paths[ids[4]]}.xmp"))["Subject"]
+    assert read_sidecar(Path(f"{paths[ids[3]]}.xmp"))["Description"] == "Our dog Rex at the lake"
+    fifth_tags = read_sidecar(Path(f"{paths[ids[4]]}.xmp"))["Subject"]
     assert removed not in fifth_tags
     record = records[ids[4]]
     assert record is not None and record.analysis is not None
