@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import click
@@ -40,9 +42,17 @@ def review(
         raise UserError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
     click.echo(f"photobatch review: {server.url}")
     click.echo("(Ctrl-C stops it)", err=True)
-    if not no_browser:
+    if not no_browser and _graphical():
         webbrowser.open(server.url)
     serve(server)
+
+
+def _graphical() -> bool:
+    """Whether a graphical browser can open: without a display, Python's webbrowser would take
+    over the terminal with a text browser, which cannot run the page."""
+    return sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
 
 
 @cli.command()

@@ -9,6 +9,7 @@ own; it is bounded in size, the least recently used thumbnails going first.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tempfile
@@ -59,10 +60,12 @@ class Thumbnails:
         except FileNotFoundError:
             pass
         else:
-            os.utime(cached)  # recently used: evicted last
+            with contextlib.suppress(OSError):
+                os.utime(cached)  # recently used: evicted last
             return data
         data = make()
-        self._store(cached, data)
+        with contextlib.suppress(OSError):  # a full or read-only cache costs speed, not the image
+            self._store(cached, data)
         return data
 
     def _store(self, target: Path, data: bytes) -> None:

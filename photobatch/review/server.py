@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from photobatch.core.config import Config
+from photobatch.core.errors import UserError
 from photobatch.core.lock import SidecarLock
 from photobatch.core.records import Analysis, Review
 from photobatch.core.text import user_hashtags
@@ -165,8 +166,11 @@ class Handler(BaseHTTPRequestHandler):
             route(url.path, params)
         except Refused as exc:
             self._send(exc.status, f"{exc}\n".encode(), "text/plain; charset=utf-8")
-        except ValueError:
+        except (ValueError, TypeError):  # a malformed query, header or JSON body
             self._send(HTTPStatus.BAD_REQUEST, b"bad request\n", "text/plain; charset=utf-8")
+        except UserError as exc:  # the index or a lock failed: say so, as the CLI would
+            message = f"{exc}\n".encode()
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, message, "text/plain; charset=utf-8")
 
     def _check_host(self) -> None:
         allowed = {f"{HOST}:{self.server.port}", f"localhost:{self.server.port}"}
