@@ -135,7 +135,9 @@ class Client:
             if csrf != "":
                 sent["X-CSRF-Token"] = csrf or self.server.library.csrf
         sent.update(headers or {})
-        data = json.dumps(body).encode() if body is not None and method == "POST" else None
+        data = body if isinstance(body, bytes) else None
+        if body is not None and data is None and method == "POST":
+            data = json.dumps(body).encode()
         if data is not None:
             sent["Content-Length"] = str(len(data))
         connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
@@ -236,6 +238,16 @@ def bad_requests(client: Client, sha256: str) -> list[tuple[str, tuple[int, Any,
             "/api/approve-all",
             {"csrf": "", "body": {"ids": [sha256], "min_confidence": 0}},
         ),
+        "write with a body that is not JSON": (
+            "POST",
+            review,
+            {"body": b"not json!"},
+        ),
+        "approve all with a list for a number": (
+            "POST",
+            "/api/approve-all",
+            {"body": {"ids": [sha256], "min_confidence": [0]}},
+        ),
         "a path instead of an id": ("GET", "/thumb/..%2f..%2f..%2fetc%2fpasswd", {}),
         "a path traversal": ("GET", "/thumb/../../../../etc/passwd", {}),
         "an absolute path": ("GET", "/large//etc/passwd", {}),
@@ -247,6 +259,22 @@ def bad_requests(client: Client, sha256: str) -> list[tuple[str, tuple[int, Any,
     for name, (method, path, options) in cases.items():
         answers.append((name, client.request(method, path, **options)))
     return answers
+
+
+def test_filters_and_search_choose_the_cards(client: Client, library: Library) -> None:
+    def shown(query: str) -> set[str]:
+        status, _, page = client.request("GET", "/?" + query)
+        assert status == 200
+        return set(re.findall(r'data-id="([0-9a-f]{64})"', page.decode()))
+
+    everything = shown("")
+    with library.index() as index:
+        dogs = {library.sha(Path(p).name) for p in index.search("dog", 100)}
+    assert dogs and shown("q=dog") == dogs & everything
+    assert shown("q=dog&show=rejected") <= dogs
+    assert shown(f"folder={library.root}") == everything
+    assert shown(f"folder={library.root / 'nowhere'}") == set()
+    assert shown("from=2999-01-01") == set()  # no photo taken then (or without a date)
 
 
 def test_every_bad_request_is_refused(client: Client, library: Library) -> None:
