@@ -40,6 +40,7 @@ class Thumbnails:
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
         self._total: int | None = None  # bytes in the cache, counted on the first write
+        self._making: dict[str, threading.Event] = {}  # files some thread is making now
 
     def path(self, name: str, suffix: str = ".jpg") -> Path:
         return self.folder / name[:2] / f"{name}{suffix}"
@@ -53,20 +54,33 @@ class Thumbnails:
 
     def cached(self, name: str, suffix: str, make: Callable[[], bytes]) -> bytes:
         """The cached file ``name`` (a content's hash first), made by ``make`` when missing;
-        anything derived from a photo that is slow to make again (the attention figure too)."""
+        anything derived from a photo that is slow to make again (the attention figure too).
+        Threads asking for one file that is being made wait for it instead of making it again."""
         cached = self.path(name, suffix)
+        while True:
+            try:
+                data = cached.read_bytes()
+            except FileNotFoundError:
+                pass
+            else:
+                with contextlib.suppress(OSError):
+                    os.utime(cached)  # recently used: evicted last
+                return data
+            with self._lock:
+                making = self._making.get(name)
+                if making is None:
+                    self._making[name] = making = threading.Event()
+                    break  # this thread makes it
+            making.wait()  # then read what the other thread made (or make it, had it failed)
         try:
-            data = cached.read_bytes()
-        except FileNotFoundError:
-            pass
-        else:
-            with contextlib.suppress(OSError):
-                os.utime(cached)  # recently used: evicted last
+            data = make()
+            with contextlib.suppress(OSError):  # a full or read-only cache costs speed only
+                self._store(cached, data)
             return data
-        data = make()
-        with contextlib.suppress(OSError):  # a full or read-only cache costs speed, not the image
-            self._store(cached, data)
-        return data
+        finally:
+            with self._lock:
+                self._making.pop(name, None)
+            making.set()
 
     def _store(self, target: Path, data: bytes) -> None:
         """Write atomically (a concurrent reader never sees half a JPEG), then keep the cache

@@ -18,14 +18,16 @@ page the user's browser opens, so each request passes a gate before anything els
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
+import queue
 import re
 import secrets
 import tempfile
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,6 +98,39 @@ class Library:
         return Index(self.config.index, create=False)
 
 
+class Prefetch:
+    """Makes the thumbnails of the page the user will want next, one at a time, in a thread of
+    its own: page 1 while the browser starts, then the page after each page shown, so the next
+    page key finds them made. A newer page replaces an older one not started yet."""
+
+    def __init__(self, library: Library) -> None:
+        self.library = library
+        self._pages: queue.Queue[CardQuery | None] = queue.Queue()
+        threading.Thread(target=self._run, name="thumbnail-prefetch", daemon=True).start()
+
+    def ahead(self, query: CardQuery) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._pages.get_nowait()
+        self._pages.put(query)
+
+    def stop(self) -> None:
+        self._pages.put(None)
+
+    def _run(self) -> None:
+        while (query := self._pages.get()) is not None:
+            try:
+                with self.library.index() as index:
+                    _, cards = index.cards(query)
+                for card in cards:
+                    if not self._pages.empty():
+                        break  # the user moved on
+                    with contextlib.suppress(ImageError):
+                        self.library.thumbnails.get(card.sha256, card.record.path)
+            except (UserError, OSError):
+                continue  # only a head start: the page's own requests say what is wrong
+
+
 class ReviewServer(ThreadingHTTPServer):
     """The review page's HTTP server on 127.0.0.1; ``port=0`` takes a free port."""
 
@@ -123,6 +158,20 @@ class ReviewServer(ThreadingHTTPServer):
             attention=threading.Lock(),
         )
         super().__init__((HOST, port), Handler)
+        self.prefetch = Prefetch(self.library)
+        self.prefetch.ahead(self.first_page())
+
+    def first_page(self) -> CardQuery:
+        """Page 1 of every photo this page covers: what the printed address opens."""
+        return CardQuery(
+            roots=self.library.roots,
+            threshold=self.library.config.sidecars.min_caption_confidence,
+            limit=PAGE_SIZE,
+        )
+
+    def server_close(self) -> None:
+        self.prefetch.stop()
+        super().server_close()
 
     @property
     def port(self) -> int:
@@ -305,22 +354,22 @@ class Handler(BaseHTTPRequestHandler):
         show = one("show") or "all"
         page = int(one("page") or "1")
         dates = [d if d and DATE.fullmatch(d) else None for d in (one("from"), one("to"))]
-        query = CardQuery(
-            roots=library.roots,
+        query = replace(
+            self.server.first_page(),
             show=show if show in SHOWS else "all",
             folder=one("folder"),
             date_from=dates[0],
             date_to=dates[1],
             search=one("q"),
-            threshold=library.config.sidecars.min_caption_confidence,
             offset=(max(page, 1) - 1) * PAGE_SIZE,
-            limit=PAGE_SIZE,
         )
         with library.index() as index:
             total, cards = index.cards(query)
             folders = index.folders(library.roots)
         html = render_page(cards, total, query, folders, csrf=library.csrf)
         self._send(HTTPStatus.OK, html.encode(), "text/html; charset=utf-8")
+        if query.offset + PAGE_SIZE < total:
+            self.server.prefetch.ahead(replace(query, offset=query.offset + PAGE_SIZE))
 
     def _photo(self, sha256: str) -> tuple[str, Path]:
         """A photo of content ``sha256`` as the index knows it: the one way to a file."""
