@@ -166,6 +166,8 @@ def test_review_in_a_browser_survives_a_new_model(library: Library, browser: Any
             browser.execute_script("window.scrollTo(0, 0)")
             browser.save_screenshot(os.environ["PHOTOBATCH_SCREENSHOT"])
 
+        browser.find_element(By.TAG_NAME, "body").send_keys("n")  # the next page
+        wait.until(lambda d: "page 2 of" in d.find_element(By.CSS_SELECTOR, ".pager").text)
         local = f"127.0.0.1:{server.port}"
         urls = requested_urls(browser)
         assert len([u for u in urls if u.startswith(f"http://{local}/thumb/")]) >= 8
