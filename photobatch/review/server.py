@@ -207,19 +207,25 @@ class Handler(BaseHTTPRequestHandler):
             url = urlsplit(self.path)
             params = parse_qs(url.query, max_num_fields=20)
             self._check_host()
-            if not self._has_token(params):
+            if not self._has_token():
                 if self.command == "GET" and url.path == "/" and self._token_in(params):
                     self._trade_token(params)
                     return
                 raise Refused(HTTPStatus.FORBIDDEN, "this page needs the URL photobatch printed")
             route(url.path, params)
         except Refused as exc:
-            self._send(exc.status, f"{exc}\n".encode(), "text/plain; charset=utf-8")
+            self._refuse(exc.status, str(exc))
         except (ValueError, TypeError):  # a malformed query, header or JSON body
-            self._send(HTTPStatus.BAD_REQUEST, b"bad request\n", "text/plain; charset=utf-8")
+            self._refuse(HTTPStatus.BAD_REQUEST, "bad request")
         except UserError as exc:  # the index or a lock failed: say so, as the CLI would
-            message = f"{exc}\n".encode()
-            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, message, "text/plain; charset=utf-8")
+            self._refuse(HTTPStatus.INTERNAL_SERVER_ERROR, str(exc))
+
+    def _refuse(self, status: HTTPStatus, reason: str) -> None:
+        """Answer with ``reason`` and close the connection: a body left unread must never be
+        read as the next request."""
+        self.close_connection = True
+        headers = {"Connection": "close"}
+        self._send(status, f"{reason}\n".encode(), "text/plain; charset=utf-8", headers)
 
     def _check_host(self) -> None:
         allowed = {f"{HOST}:{self.server.port}", f"localhost:{self.server.port}"}
@@ -230,7 +236,7 @@ class Handler(BaseHTTPRequestHandler):
         given = params.get("token", [""])[0]
         return hmac.compare_digest(given.encode(), self.server.library.token.encode())
 
-    def _has_token(self, params: dict[str, list[str]]) -> bool:
+    def _has_token(self) -> bool:
         try:
             cookie = SimpleCookie(self.headers.get("Cookie", ""))
         except CookieError:
