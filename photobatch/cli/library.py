@@ -31,9 +31,17 @@ from photobatch.library.schema import EXPORT_COLUMNS
     type=click.Path(dir_okay=False, path_type=Path),
     help="File (default: stdout).",
 )
+@click.option(
+    "--approved", is_flag=True, help="Only the photos you approved in 'photobatch review'."
+)
 @pass_context
-def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
-    """Export the index: one row per image file found, failures included."""
+def export(obj: Context, table: str, fmt: str, output: Path | None, approved: bool) -> None:
+    """Export the index: one row per image file found, failures included.
+
+    Captions, hashtags and post drafts are as you reviewed them (the models' where you did not);
+    the review column says what you decided, model_caption and model_hashtags what the models
+    say now.
+    """
     from photobatch.core.hooks import exporters
 
     available = exporters()
@@ -43,7 +51,7 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
             param_hint="--format",
         )
     with obj.index(create=False) as index:
-        rows = index.export_rows(table)
+        rows = index.export_rows(table, approved=approved)
         columns = EXPORT_COLUMNS[table]
         # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
         if output is None:

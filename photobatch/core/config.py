@@ -48,6 +48,9 @@ class SidecarConfig:
     naming: Literal["extension", "basename"] = "extension"  # IMG_1.jpg.xmp or IMG_1.xmp
     mirror_dir: Path | None = None  # write sidecars under this folder instead of beside photos
     min_caption_confidence: float = 0.3  # weaker captions are not written as a description
+    # auto: the models' output that passes the threshold, and what you approved or edited;
+    # approved: of the models' output, only what you approved in `photobatch review`
+    write: Literal["auto", "approved"] = "auto"
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,13 @@ class WatchConfig:
 
 
 @dataclass(frozen=True)
+class ReviewConfig:
+    # Thumbnails of `photobatch review` and `report --html`, under $XDG_CACHE_HOME/photobatch;
+    # the least recently used go first once they take more than this
+    thumbnail_cache_mb: int = 1024
+
+
+@dataclass(frozen=True)
 class RayConfig:
     address: str | None = None  # None: a Ray instance on this machine, started for the scan
     actors: int = 0  # model actors; 0: one per GPU in the cluster, else one per node
@@ -97,6 +107,7 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     engine: Literal["local", "ray"] = "local"  # where `scan` runs the heavy work
     ray: RayConfig = field(default_factory=RayConfig)
+    review: ReviewConfig = field(default_factory=ReviewConfig)
 
     @property
     def personalizer_path(self) -> Path:

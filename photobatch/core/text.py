@@ -73,6 +73,18 @@ def format_hashtags(tags: Iterable[str]) -> str:
     return " ".join(format_hashtag(t) for t in tags)
 
 
+def user_hashtags(text: str) -> list[str]:
+    """Hashtags a person typed (``#Golden-Hour sunset, #dog``), stored as every other tag is:
+    casefolded, without '#', one per word (a word's other characters dropped), each once;
+    all-digit words are not tags."""
+    tags = []
+    for word in re.split(r"[\s,;]+", text):
+        tag = _normalise_tag("".join(ch for ch in word if _is_word_char(ch)))
+        if tag and not tag.isdigit() and tag not in tags:
+            tags.append(tag)
+    return tags
+
+
 def extract_hashtags(caption: str) -> list[str]:
     """The caption's hashtags, casefolded, without '#', in order, each once.
 

@@ -21,6 +21,7 @@ import sqlite_utils
 from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
 from photobatch.core.text import format_hashtags
 from photobatch.library.posts import PostTables
+from photobatch.library.reviews import ReviewTables, review_from_row
 from photobatch.library.schema import (
     EXPORT_COLUMNS,
     METADATA_COLUMNS,
@@ -42,7 +43,7 @@ OUR_TABLES = frozenset({"photos", "analyses", "scans"})  # what every schema ver
 
 
 @every_public_method
-class Index(PostTables):
+class Index(PostTables, ReviewTables):
     """A photobatch index on disk; open it with ``Index(path)``.
 
     ``create=False`` (the read-only commands) refuses a file that does not exist yet instead of
@@ -137,9 +138,10 @@ class Index(PostTables):
 
     def _to_record(self, row: dict[str, Any]) -> PhotoRecord:
         metadata = PhotoMetadata(**{c: row[c] for c in METADATA_COLUMNS})
-        analysis = None
+        analysis = review = None
         if row["sha256"]:
             analysis = self.analysis(row["sha256"])
+            review = self.review(row["sha256"])
         return PhotoRecord(
             path=Path(fs_path(row["path"])),
             sha256=row["sha256"],
@@ -147,28 +149,12 @@ class Index(PostTables):
             error=row["error"],
             metadata=metadata,
             analysis=analysis,
+            review=review,
         )
 
     def analysis(self, sha256: str) -> Analysis | None:
         rows = list(self.db.query("SELECT * FROM analyses WHERE sha256 = ?", [sha256]))
-        if not rows:
-            return None
-        row = rows[0]
-        return Analysis(
-            sha256=row["sha256"],
-            labels=json.loads(row["labels"] or "[]"),
-            caption=row["caption"],
-            caption_confidence=row["caption_confidence"],
-            caption_source=row["caption_source"],
-            hashtags=json.loads(row["hashtags"] or "[]"),
-            candidates=json.loads(row["candidates"] or "[]"),
-            hashtag_scores=json.loads(row["hashtag_scores"] or "{}"),
-            candidate_scores=json.loads(row["candidate_scores"] or "{}"),
-            post_text=row["post_text"],
-            embedding=row["embedding"],
-            models=row["models"],
-            personalized_by=row["personalized_by"],
-        )
+        return _to_analysis(rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, count(*) FROM photos GROUP BY status")
@@ -201,27 +187,66 @@ class Index(PostTables):
             rows = self.db.execute(sql, [self.db.quote_fts(query), limit]).fetchall()
         return [fs_path(r[0]) for r in rows]
 
-    def export_rows(self, table: str = "photos") -> Iterator[dict[str, Any]]:
+    def export_rows(
+        self, table: str = "photos", *, approved: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Rows for ``photobatch export``: one per image file found (failures included), or one
-        per imported post with ``table="posts"``."""
+        per imported post with ``table="posts"``. A photo's caption, hashtags and post draft are
+        as reviewed (the user's where they decided, see ``PhotoRecord.reviewed``), ``review``
+        says what they decided and ``model_*`` what the models say now; ``approved``: only
+        approved photos."""
         if table == "posts":
             yield from self._post_export_rows()
             return
         if table != "photos":
             raise ValueError(f"unknown table {table!r}")
+        tables = {"analyses": "a", "reviews": "r"}
+        columns = [
+            f"{table}.{c[1]} AS {alias}_{c[1]}"
+            for table, alias in tables.items()
+            for c in self.db.execute(f"PRAGMA table_info({table})")
+            if c[1] != "embedding"
+        ]
         sql = (
-            "SELECT photos.*, analyses.caption, analyses.caption_confidence, "
-            "analyses.caption_source, analyses.hashtags AS tags, analyses.hashtag_scores, "
-            "analyses.labels AS label_list, analyses.post_text FROM photos LEFT JOIN analyses "
-            "ON analyses.sha256 = photos.sha256 ORDER BY photos.path"
+            f"SELECT photos.*, {', '.join(columns)} FROM photos "
+            "LEFT JOIN analyses ON analyses.sha256 = photos.sha256 "
+            "LEFT JOIN reviews ON reviews.sha256 = photos.sha256"
+            + (" WHERE reviews.verdict = 'approved'" if approved else "")
+            + " ORDER BY photos.path"
         )
         for row in self.db.query(sql):
-            row["path"] = fs_path(row["path"])
-            tags = json.loads(row.pop("tags") or "[]")
-            labels = json.loads(row.pop("label_list") or "[]")
-            row["hashtags"] = format_hashtags(tags)
-            row["labels"] = "; ".join(labels)
-            yield {c: row.get(c) for c in EXPORT_COLUMNS["photos"]}
+            parts: dict[str, dict[str, Any]] = {alias: {} for alias in tables.values()}
+            for key in list(row):
+                if key[:2] in ("a_", "r_"):
+                    parts[key[0]][key[2:]] = row.pop(key)
+            model = _to_analysis(parts["a"]) if parts["a"]["sha256"] else None
+            review = review_from_row(parts["r"]) if parts["r"]["sha256"] else None
+            record = PhotoRecord(
+                Path(fs_path(row["path"])),
+                row["sha256"],
+                row["status"],
+                analysis=model,
+                review=review,
+            )
+            shown = record.reviewed().analysis
+            out = {
+                **{c: row.get(c) for c in EXPORT_COLUMNS["photos"]},
+                "path": str(record.path),
+                "review": review.state if review else None,
+            }
+            if shown is not None and model is not None:
+                out.update(
+                    caption=shown.caption,
+                    caption_confidence=shown.caption_confidence,
+                    caption_source=shown.caption_source,
+                    hashtags=format_hashtags(shown.hashtags),
+                    hashtag_scores=json.dumps(shown.hashtag_scores, ensure_ascii=False),
+                    labels="; ".join(shown.labels),
+                    post_text=shown.post_text,
+                    model_caption=model.caption,
+                    model_hashtags=format_hashtags(model.hashtags),
+                )
+            yield out
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -357,3 +382,21 @@ class Index(PostTables):
                     "summary": json.dumps(summary),
                 }
             )
+
+
+def _to_analysis(row: dict[str, Any]) -> Analysis:
+    return Analysis(
+        sha256=row["sha256"],
+        labels=json.loads(row["labels"] or "[]"),
+        caption=row["caption"],
+        caption_confidence=row["caption_confidence"],
+        caption_source=row["caption_source"],
+        hashtags=json.loads(row["hashtags"] or "[]"),
+        candidates=json.loads(row["candidates"] or "[]"),
+        hashtag_scores=json.loads(row["hashtag_scores"] or "{}"),
+        candidate_scores=json.loads(row["candidate_scores"] or "{}"),
+        post_text=row["post_text"],
+        embedding=row.get("embedding"),
+        models=row["models"],
+        personalized_by=row["personalized_by"],
+    )

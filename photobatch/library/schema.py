@@ -42,6 +42,9 @@ EXPORT_COLUMNS = {
         "status",
         "error",
         "warning",
+        "review",
+        "model_caption",
+        "model_hashtags",
     ],
     "posts": ["id", "taken_at", "caption", "hashtags", "media"],
 }
@@ -171,11 +174,33 @@ def _add_v4_confidence(db: sqlite_utils.Database) -> None:
     db["analyses"].add_column("candidate_scores", str)
 
 
+def _add_reviews(db: sqlite_utils.Database) -> None:
+    """Issue 22: the user's review of each content (``photobatch review``), keyed by sha256 as
+    ``analyses`` is, in a table of its own that no scan writes: approvals, rejections, the
+    user's caption and post draft, added and removed hashtags, and what was approved."""
+    db["reviews"].create(
+        {
+            "sha256": str,
+            "verdict": str,  # approved | rejected | NULL
+            "caption": str,
+            "post_text": str,
+            "added": str,  # JSON list of tags
+            "removed": str,  # JSON list of tags
+            "approved_caption": str,
+            "approved_hashtags": str,  # JSON list of tags
+            "approved_models": str,
+            "updated_at": str,
+        },
+        pk="sha256",
+    )
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _create_v2_posts,
     _add_v3_candidates,
     _add_v4_confidence,
+    _add_reviews,
 ]
 
 

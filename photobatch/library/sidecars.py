@@ -129,7 +129,7 @@ class SidecarSync:
         """Write or merge each sidecar; return problems as messages (the scan goes on)."""
         owner = self._owner(record.path)
         problems = []
-        record = record.described(self.options.min_caption_confidence)
+        record = record.as_written(self.options.min_caption_confidence, self.options.write)
         for writer in self.writers:
             target = sidecar_path(record.path, writer.suffix, self.options)
             if owner != record.path.name:

@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from tqdm import tqdm
 
 from photobatch.core.config import Config
+from photobatch.core.lock import SidecarLock
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
 from photobatch.library.discovery import walk
 from photobatch.library.index import Index
@@ -173,26 +175,33 @@ class Scanner:
                 [p for ps in paths for p in ps if _is_below(str(p), roots)], summary
             )
 
+    def _sidecar_lock(self) -> AbstractContextManager[object]:
+        """Held from reading a photo's record to committing it whenever sidecars are written,
+        so ``photobatch review`` and a scan never write a sidecar from each other's old view."""
+        return SidecarLock(self.config.index) if self.sidecars is not None else nullcontext()
+
     def _rewrite_sidecars(self, paths: list[Path], summary: ScanSummary) -> None:
         """Bring the sidecars of these indexed photos up to date with their records."""
         assert self.sidecars is not None
-        for path in paths:
-            record = self.index.record(path)
-            if record is not None and record.status == "ok":
-                problems = self.sidecars.write(record)
-                summary.sidecar_problems += len(problems)
-                summary.problems.extend(problems)
+        with self._sidecar_lock():
+            for path in paths:
+                record = self.index.record(path)
+                if record is not None and record.status == "ok":
+                    problems = self.sidecars.write(record)
+                    summary.sidecar_problems += len(problems)
+                    summary.problems.extend(problems)
 
     def move(self, src: Path, dest: Path) -> int:
         """Follow a file or folder that was moved: paths change, results stay, no model work,
         and the sidecars photobatch wrote go along."""
         moved = self.index.move(src, dest)
         if self.sidecars is not None:
-            for path in map(Path, moved):
-                self.sidecars.move(src / path.relative_to(dest), path)
-                record = self.index.record(path)
-                if record is not None and record.status == "ok":
-                    self.sidecars.write(record)
+            with self._sidecar_lock():
+                for path in map(Path, moved):
+                    self.sidecars.move(src / path.relative_to(dest), path)
+                    record = self.index.record(path)
+                    if record is not None and record.status == "ok":
+                        self.sidecars.write(record)
         return len(moved)
 
     def _run(
@@ -282,8 +291,15 @@ class Scanner:
                 item.error = f"{item.found.path}: same content as {first.error}"
         # Sidecars first, the index commit last: a scan killed in between redoes the batch next
         # time, while a committed photo whose sidecar was never written would stay without one.
-        if self.sidecars is not None:
-            self._write_sidecars(batch.items, {a.sha256: a for a in batch.analyses}, summary)
+        with self._sidecar_lock():
+            self.index.carry_reviews(  # a photo edited in place keeps its review
+                [(i.found.path, i.sha256) for i in batch.items if i.sha256 and i.error is None]
+            )
+            if self.sidecars is not None:
+                self._write_sidecars(batch.items, {a.sha256: a for a in batch.analyses}, summary)
+            self._commit_rows(batch, summary)
+
+    def _commit_rows(self, batch: Processed, summary: ScanSummary) -> None:
         rows = []
         for item in batch.items:
             status = "error" if item.error else "ok"
@@ -305,6 +321,7 @@ class Scanner:
         origins = self.index.paths_with(
             item.sha256 for item in batch if item.is_new and item.error is None and item.sha256
         )
+        reviews = self.index.reviews(item.sha256 for item in batch if item.sha256)
         for item in batch:
             if item.error is not None or item.sha256 is None:
                 continue
@@ -321,6 +338,7 @@ class Scanner:
                 status="ok",
                 metadata=item.metadata or PhotoMetadata(),
                 analysis=fresh.get(item.sha256) or self.index.analysis(item.sha256),
+                review=reviews.get(item.sha256),
             )
             problems = self.sidecars.write(record)
             if problems:
