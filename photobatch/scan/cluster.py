@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from photobatch.core.config import Config
+from photobatch.core.config import Config, host_port_problem, quote
 from photobatch.core.errors import MissingExtra
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
 from photobatch.scan.summary import ScanError
@@ -155,7 +155,7 @@ class RayEngine:
         gpus = int(resources.get("GPU", 0))
         self.cpus = max(1, int(resources.get("CPU", 1)))
         count = self.config.ray.actors or gpus or len([n for n in ray.nodes() if n["Alive"]])
-        self.batch_size = max(1, self.config.gpu_batch_size if gpus else self.config.batch_size)
+        self.batch_size = self.config.gpu_batch_size if gpus else self.config.batch_size
         # Actors reserve no CPU: on a node with one or two CPUs a reserved one would leave the
         # decode tasks none, or one (the local engine's decode threads and the encoder share the
         # cores the same way).
@@ -311,9 +311,9 @@ def core_log() -> Iterator[BinaryIO]:
 
 def reachable(address: str) -> None:
     """Fail in seconds, with one line, when nothing listens at a cluster's host:port."""
+    if problem := host_port_problem(address):  # RAY_ADDRESS: the config's was checked already
+        raise ScanError(f"Ray address {quote(address)} {problem}")
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ScanError(f"Ray address '{address}' is not host:port (as 'ray start --head' prints)")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:

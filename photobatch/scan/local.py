@@ -57,7 +57,7 @@ class LocalEngine:
 
     def process(self, todo: list[Item], pick: Pick) -> Iterator[Processed]:
         """Every item of ``todo``, in batches: identified, and analysed where ``pick`` says."""
-        with ThreadPoolExecutor(max(1, self.config.workers)) as pool:
+        with ThreadPoolExecutor(self.config.workers) as pool:
             # The pool decodes ahead while the models work: one batch ahead once they run, up
             # to LOAD_AHEAD batches while they are still loading, so the seconds of importing
             # torch and loading weights are spent decoding instead of waiting.
@@ -108,7 +108,7 @@ class LocalEngine:
         rest = iter(todo)
         while True:
             size = self.config.gpu_batch_size if self._on_gpu else self.config.batch_size
-            batch = list(islice(rest, max(1, size)))
+            batch = list(islice(rest, size))
             if not batch:
                 return
             yield batch
