@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import asdict
@@ -13,6 +14,7 @@ import click
 from photobatch.cli.base import Context, cli, pass_context, warn
 from photobatch.core.errors import UserError
 from photobatch.library.index import Index
+from photobatch.library.outputs import check_output, output_file
 from photobatch.library.schema import EXPORT_COLUMNS
 
 
@@ -45,19 +47,17 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
     with obj.index(create=False) as index:
         rows = index.export_rows(table)
         columns = EXPORT_COLUMNS[table]
-        # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
         if output is None:
-            sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
             available[fmt].export(rows, columns, sys.stdout)
-        else:
-            try:
-                with open(
-                    output, "w", encoding="utf-8", errors="surrogateescape", newline=""
-                ) as out:
-                    count = available[fmt].export(rows, columns, out)
-            except OSError as exc:  # a missing folder, a full disk
-                raise UserError(f"{output}: cannot write the export: {exc.strerror}") from exc
-            warn(f"photobatch: wrote {count} rows to {output}")
+            return
+        target = check_output(output, index, obj.config.sidecars)
+        with output_file(output, target, "the export") as raw:
+            # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
+            out = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+            count = available[fmt].export(rows, columns, out)
+            out.flush()
+            out.detach()  # the file is the replacement's to close
+    warn(f"photobatch: wrote {count} rows to {output}")
 
 
 @cli.command()
@@ -127,18 +127,24 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
     """Everything the index knows about one photo."""
     with obj.index(create=False) as index:
         record = index.record(photo.expanduser().absolute())
-    if record is None:
-        raise UserError(f"{photo}: not in the index {obj.config.index} (scan it first)")
+        if record is None:
+            raise UserError(f"{photo}: not in the index {obj.config.index} (scan it first)")
+        if attention is not None:
+            from photobatch.models.attention import is_attention_figure
+
+            figure = check_output(attention, index, obj.config.sidecars, ours=is_attention_figure)
     if attention is not None:
         from photobatch.models.attention import explain_photo
 
-        explain_photo(
-            record.path,
-            attention,
-            obj.config.captioner,
-            obj.config.device,
-            obj.config.grounding.model,
-        )
+        figure.parent.mkdir(parents=True, exist_ok=True)
+        with output_file(attention, figure, "the attention figure") as out:
+            explain_photo(
+                record.path,
+                out,
+                obj.config.captioner,
+                obj.config.device,
+                obj.config.grounding.model,
+            )
         warn(f"attention figure: {attention}")
     info: dict[str, Any] = {
         "path": str(record.path),

@@ -13,10 +13,10 @@ import errno
 import os
 import re
 import stat
-import tempfile
 import time
 from pathlib import Path
 
+from photobatch.core.atomic import replacing, temp_name_pattern
 from photobatch.core.config import ConfigError, SidecarConfig
 from photobatch.core.hooks import SidecarError, SidecarWriter, sidecar_writers
 from photobatch.core.records import PhotoRecord
@@ -71,30 +71,11 @@ def read_existing(path: Path) -> bytes | None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one rename, keeping the old file's permissions.
-
-    A file replaced is on disk before the rename, so a power cut cannot leave it empty. A new
-    one is not waited for (that fsync was a third of a driver's commit time): a power cut can
-    leave it empty or absent, and the next scan writes it again (``SidecarSync.missing``).
-    """
+    """Replace ``path`` with ``data`` in one rename, keeping the old file's permissions (a mirror
+    folder is made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-        replacing = True
-    except FileNotFoundError:
-        mode, replacing = 0o644, False
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if replacing:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as fh:
+        fh.write(data)
 
 
 def _empty(path: Path) -> bool:
@@ -118,8 +99,7 @@ class SidecarSync:
         self.options = options
         self.writers: list[SidecarWriter] = [available[f] for f in options.formats]
         suffixes = "|".join(re.escape(w.suffix) for w in self.writers)
-        # write_atomic's temp names: "." + sidecar name + "." + mkstemp's 8 characters + ".tmp".
-        self._temp_name = re.compile(rf"\..+(?:{suffixes})\.[a-z0-9_]{{8}}\.tmp")
+        self._temp_name = re.compile(temp_name_pattern(f"(?:{suffixes})"))
         self._started = time.time()
         self._swept: set[Path] = set()
         # The last folder listed for basename naming, its mtime then, and its first photo by stem.
