@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -41,6 +42,29 @@ from photobatch.library.sqlite_errors import (
 OUR_TABLES = frozenset({"photos", "analyses", "scans"})  # what every schema version has
 
 
+def _writable_companions(path: Path) -> None:
+    """Give SQLite's ``-wal`` and ``-shm`` files the index's permissions back where they lack
+    its owner's write permission.
+
+    SQLite creates them with the index file's permissions. Opened while the index was read-only
+    (a refused scan, a ``status``), they stay read-only after the user makes the index writable
+    again, and every later write fails as "read-only". A chmod is safe beside other connections.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not mode & stat.S_IWUSR:
+        return  # the index itself is read-only: so should they be
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        try:
+            if not companion.stat().st_mode & stat.S_IWUSR:
+                companion.chmod(stat.S_IMODE(mode))
+        except OSError:
+            continue  # absent, or another user's: SQLite reports what it cannot open
+
+
 @every_public_method
 class Index(PostTables):
     """A photobatch index on disk; open it with ``Index(path)``.
@@ -56,6 +80,7 @@ class Index(PostTables):
             raise IndexOpenError(f"no index yet at {path}: run photobatch scan first")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _writable_companions(path)
             self.db = sqlite_utils.Database(path)
         except (OSError, sqlite3.Error) as exc:
             raise IndexOpenError(f"{path}: cannot open the index: {sqlite_problem(exc)}") from exc
