@@ -15,7 +15,7 @@ from __future__ import annotations
 import io
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pillow_heif
@@ -160,13 +160,7 @@ def _load_raw(path: Path, target: int) -> Image.Image:
     import rawpy
 
     try:
-        with path.open("rb") as fh:
-            if fh.read(1) == b"":
-                raise ImageError(path, "empty file (0 bytes)")
-            fh.seek(0)
-            raw = rawpy.imread(fh)
-    except OSError as exc:
-        raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from exc
+        raw = _open_raw(path)
     except rawpy.LibRawFileUnsupportedError:
         try:
             with open_image(path) as im:
@@ -190,6 +184,21 @@ def _load_raw(path: Path, target: int) -> Image.Image:
         except Exception as exc:  # LibRaw errors and whatever a broken preview raises
             raise ImageError(path, f"corrupt RAW file: {_libraw_message(exc)}") from None
     return Image.fromarray(pixels).convert("RGB")
+
+
+def _open_raw(path: Path) -> Any:
+    """LibRaw's handle on ``path``, read through a file object: rawpy encodes a path as strict
+    UTF-8, so a file name that is not UTF-8 (a Latin-1 name from an old card) would fail there."""
+    import rawpy
+
+    try:
+        with path.open("rb") as fh:
+            if fh.read(1) == b"":
+                raise ImageError(path, "empty file (0 bytes)")
+            fh.seek(0)
+            return rawpy.imread(fh)
+    except OSError as exc:
+        raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from exc
 
 
 def _raw_preview(raw: object, path: Path, target: int) -> Image.Image | None:
@@ -225,7 +234,7 @@ def raw_size(path: Path) -> tuple[int, int]:
     import rawpy
 
     try:
-        with rawpy.imread(str(path)) as raw:
+        with _open_raw(path) as raw:
             sizes = raw.sizes
     except rawpy.LibRawError as exc:
         raise ImageError(path, f"not a readable RAW file: {_libraw_message(exc)}") from None

@@ -90,7 +90,7 @@ def read_metadata(path: Path) -> PhotoMetadata:
     field("lens", read_lens)
     field("GPS", read_gps)
     field("orientation", read_orientation)
-    _size(path, tags, meta, problems)
+    field("size", lambda: _size(path, tags, meta, problems))
     meta.warning = "; ".join(problems) or None
     return meta
 
