@@ -259,6 +259,40 @@ def test_cron_run_prints_only_photobatchs_summary_line(photos: Path, tmp_path: P
     assert line.startswith("photobatch: 3 photos: 3 new") and "; 1 analysed in " in line
 
 
+def test_sigterm_during_a_ray_scan_is_one_line_without_rays_stack_dump(
+    research_data: Path, tmp_path: Path
+) -> None:
+    """Ray's C++ core answers SIGTERM with a stack dump on stderr (cron's mail), and its Python
+    side with an exit without cleanup; the scan keeps its own handler: the batches committed
+    stay, and the user reads one line."""
+    folder = library(research_data, tmp_path / "photos", 320)
+    index = tmp_path / "index.db"
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "photobatch", "--index", str(index), "scan", "--no-sidecars",
+         "--engine", "ray", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def committed() -> int:
+        try:
+            with sqlite3.connect(index) as db:
+                return db.execute("SELECT count(*) FROM photos").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 240
+    while committed() == 0 and scan.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    scan.send_signal(signal.SIGTERM)
+    out, err = scan.communicate(timeout=120)
+    assert scan.returncode == 128 + signal.SIGTERM, err
+    assert (out, err) == (
+        "",
+        "photobatch: scan: stopped by SIGTERM; what was done so far is kept\n",
+    )
+    assert 0 < committed() < 322
+
+
 def test_scan_without_the_ray_extra_says_which_extra(
     photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

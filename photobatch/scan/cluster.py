@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -242,12 +244,17 @@ class RayEngine:
             raise ScanError(f"on the Ray cluster: {cause}") from exc
 
     def close(self) -> None:
-        """Stop the actors; disconnect from (or stop) the Ray instance this engine started."""
-        for actor in getattr(self, "actors", []):
-            self.ray.kill(actor)
-        self.actors = []
+        """Disconnect from (or stop) the Ray instance this engine started, which ends its
+        actors; in a Ray this engine joined, stop them."""
         if self._started and self.ray.is_initialized():
-            self.ray.shutdown()
+            # Not killed one by one first: an actor killed with work in flight (a scan
+            # stopped by SIGTERM) has Ray print a line per task on stdout, into cron's mail.
+            with own_sigterm():
+                self.ray.shutdown()
+        else:
+            for actor in getattr(self, "actors", []):
+                self.ray.kill(actor)
+        self.actors = []
 
 
 def import_ray() -> Any:
@@ -268,7 +275,7 @@ def connect(ray: Any, address: str | None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address not in ("auto", "local"):
         reachable(address)
-    with core_log() as log:
+    with core_log() as log, own_sigterm():
         try:
             ray.init(
                 address=address,
@@ -291,6 +298,22 @@ def connect(ray: Any, address: str | None) -> bool:
             )
             raise ScanError(f"cannot {where}: {exc}") from exc
     return True
+
+
+@contextmanager
+def own_sigterm() -> Iterator[None]:
+    """Keep the process's own SIGTERM handler across ``ray.init``, which replaces it twice: in
+    Python (an exit without cleanup) and in its C++ core (a stack dump on stderr, into cron's
+    mail), and across ``ray.shutdown``, which resets it. Reinstalling it removes Ray's, so
+    SIGTERM ends the scan as the command line says."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, handler)
 
 
 @contextmanager

@@ -95,9 +95,7 @@ class LocalEngine:
         the first batch, they are ready when that batch is, instead of adding to the scan.
         """
         if self._warm_up is None:
-            self._warm_up = threading.Thread(
-                target=self.load_models, name="photobatch-model-load", daemon=True
-            )
+            self._warm_up = threading.Thread(target=self.load_models, name="photobatch-model-load")
             self._warm_up.start()
 
     def _models_ready(self) -> bool:
