@@ -1,12 +1,15 @@
-"""Replacing a file in one step: a crash, a kill or a full disk leaves the old file or the new one.
+"""Replacing a file in one step, and trusting a cache only while it is intact.
 
 Everything photobatch writes where a user's file may already be (sidecars, exports, attention
 figures) goes through :func:`replacing`: the content goes to a temporary file in the same folder,
-which is renamed over the target only once it is complete.
+which is renamed over the target only once it is complete. A cache file (the encoder's exported
+graph, feature maps) gets its sha256 recorded beside it (:func:`record_digest`) and is used only
+while :func:`intact` says it still matches; otherwise it is made again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 import tempfile
@@ -54,3 +57,35 @@ def replacing(path: Path) -> Iterator[BinaryIO]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+# Caches (files photobatch can always make again) are trusted only while they hold the bytes
+# they were written with: a damaged file can still load, and then computes something else.
+
+
+def _digest_path(path: Path) -> Path:
+    return path.with_name(path.name + ".sha256")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def record_digest(path: Path) -> None:
+    """Write the sha256 of the complete file ``path`` beside it (``NAME.sha256``), in one
+    rename: the record ``intact`` checks. Written after the file, so a file without one (a run
+    killed in between) is never trusted."""
+    with replacing(_digest_path(path)) as fh:
+        fh.write(f"{_sha256(path)}\n".encode())
+
+
+def intact(path: Path) -> bool:
+    """Whether ``path`` exists and holds the bytes its recorded sha256 says."""
+    try:
+        return _digest_path(path).read_text().strip() == _sha256(path)
+    except OSError:
+        return False
