@@ -28,6 +28,7 @@ from photobatch.instagram.export import (
     InstagramExportError,
     InstagramMedia,
     InstagramPost,
+    SkippedFile,
 )
 from photobatch.library.index import Index
 
@@ -161,6 +162,9 @@ class _MediaCopier:
                 os.replace(tmp, final)
                 self.created.append(final)
             return sha256, final
+        except SkippedFile as exc:
+            self.summary.problems.append(str(exc))
+            return None, None
         except ZIP_READ_ERRORS as exc:
             raise InstagramExportError(f"{file.label}: cannot read: {exc}") from exc
         except OSError as exc:

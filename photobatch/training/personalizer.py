@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from photobatch.core.text import draft_text, tfidf_profile
+from photobatch.core.text import MAX_POST_HASHTAGS, draft_text, tfidf_profile
 from photobatch.models.nn.csmn import BOS, CSMN, EOS, PAD, SPECIALS, CSMNConfig
 from photobatch.models.personal_memory import Memory
 from photobatch.models.personalizer import (
@@ -37,6 +37,11 @@ from photobatch.models.personalizer import (
 if TYPE_CHECKING:
     from photobatch.core.records import Post as IndexPost
     from photobatch.library.index import Index
+
+
+# Tags the head can output: far more than one user uses (a few hundred to a few thousand), and
+# a bound on its size, which grows with the vocabulary.
+MAX_VOCAB = 10_000
 
 
 @dataclass(frozen=True)
@@ -150,9 +155,12 @@ def _fit(
 def fit_tag_head(
     posts: Sequence[HistoryPost], context: list[str], settings: TrainSettings, progress: str | None
 ) -> Head:
+    """The CSMN head on ``posts``; its vocabulary the user's ``MAX_VOCAB`` most used tags (and
+    the context's terms), so its size stays bounded however many tags the posts hold."""
     order = tag_order(posts)
     examples = [(p.embedding, order(p.hashtags)) for p in posts if p.hashtags]
-    vocab = sorted({t for _, tags in examples for t in tags} | set(context))
+    used = Counter(t for _, tags in examples for t in tags)
+    vocab = sorted({t for t, _ in used.most_common(MAX_VOCAB)} | set(context))
     return fit_head(examples, vocab, context, CSMNConfig(vocab_size=0), settings, progress)
 
 
@@ -211,7 +219,7 @@ def history_from_index_post(index: Index, post: IndexPost) -> HistoryPost | None
     return HistoryPost(
         post.taken_at or "",
         post.caption,
-        tuple(post.hashtags),
+        tuple(post.hashtags[:MAX_POST_HASHTAGS]),  # an import of an earlier photobatch kept all
         np.mean(vectors, 0),
         tuple(stored_pipeline_tags(index, post)),
     )
