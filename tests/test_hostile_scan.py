@@ -8,6 +8,7 @@ point here), except where the command line itself is what is tested.
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 from pathlib import Path
@@ -84,3 +85,33 @@ def test_scanning_a_file_that_is_not_a_photo_is_refused_in_one_line(tmp_path: Pa
     )
     status = CliRunner().invoke(cli, ["--index", str(tmp_path / "index.db"), "status"])
     assert "0 ok, 0 error, 0 missing" in status.output and "last scan: never" in status.output
+
+
+def test_pillows_warnings_about_a_photo_are_recorded_with_it_not_printed(
+    tmp_path: Path, research_data: Path
+) -> None:
+    """A truncated EXIF block made Pillow print two raw warnings (file, line, source) into the
+    scan's output; they are the photo's warning now, as exifread's complaints are."""
+    import io
+    import subprocess
+    import sys
+
+    library = tmp_path / "photos"
+    library.mkdir()
+    camera = Image.open(research_data / "exif-samples" / "jpg" / "gps" / "DSCN0010.jpg")
+    # One IFD entry (Make, 255 ASCII bytes) pointing past the end of the EXIF block.
+    exif = b"Exif\0\0II*\0\x08\0\0\0\x01\0\x0f\x01\x02\0\xff\0\0\0\x10\0\0\0\0\0\0\0"
+    buffer = io.BytesIO()
+    camera.save(buffer, "JPEG", exif=exif)
+    (library / "broken-exif.jpg").write_bytes(buffer.getvalue())
+    index = tmp_path / "index.db"
+    command = [sys.executable, "-m", "photobatch", "--index", str(index)]
+    scan = subprocess.run(
+        [*command, "scan", "--no-sidecars", str(library)], capture_output=True, text=True
+    )
+    assert scan.returncode == 0 and scan.stderr == "", scan.stderr
+    shown = subprocess.run(
+        [*command, "show", "--json", str(library / "broken-exif.jpg")], capture_output=True
+    )
+    warning = json.loads(shown.stdout)["warning"]
+    assert "Tag data larger than file" in warning and "Warning" not in warning

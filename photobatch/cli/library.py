@@ -134,10 +134,14 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
 
             figure = check_output(attention, index, obj.config.sidecars, ours=is_attention_figure)
     if attention is not None:
+        from photobatch.library.imaging import pillow_warnings
         from photobatch.models.attention import explain_photo
 
         figure.parent.mkdir(parents=True, exist_ok=True)
-        with output_file(attention, figure, "the attention figure") as out:
+        with (
+            output_file(attention, figure, "the attention figure") as out,
+            pillow_warnings() as noted,
+        ):
             explain_photo(
                 record.path,
                 out,
@@ -145,6 +149,8 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
                 obj.config.device,
                 obj.config.grounding.model,
             )
+        for note in noted:
+            warn(f"photobatch: {record.path}: {note}")
         warn(f"attention figure: {attention}")
     info: dict[str, Any] = {
         "path": str(record.path),

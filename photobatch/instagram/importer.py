@@ -228,7 +228,7 @@ def _embed(
     if todo:
         import torch
 
-        from photobatch.library.imaging import ImageError, load_image, to_tensor
+        from photobatch.library.imaging import ImageError, load_image, pillow_warnings, to_tensor
 
         encoder.load()
         pending = list(todo.items())
@@ -237,10 +237,13 @@ def _embed(
             for sha256, media in pending[start : start + batch_size]:
                 assert media.path is not None
                 try:
-                    tensors.append(to_tensor(load_image(media.path)))
+                    with pillow_warnings() as noted:
+                        tensors.append(to_tensor(load_image(media.path)))
                 except (ImageError, OSError) as exc:
                     summary.problems.append(f"{media.uri}: cannot decode the photo: {exc}")
                     continue
+                finally:
+                    summary.problems.extend(f"{media.uri}: {note}" for note in noted)
                 hashes.append(sha256)
             if not tensors:
                 continue

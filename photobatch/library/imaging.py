@@ -13,7 +13,10 @@ opener without paying for it.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +35,36 @@ pillow_heif.register_heif_opener()
 # ``load_image`` refuses anything over Image.MAX_IMAGE_PIXELS as an error; Pillow's own warning
 # for sizes between 1x and 2x that limit would only repeat it as noise on stderr.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow's other warnings are about the file being read ("Corrupt EXIF data"): each one reaches
+# ``pillow_warnings`` of the thread reading it, to be recorded with that photo, instead of
+# raw lines on stderr (a cron mail).
+warnings.filterwarnings("always", module=r"PIL\.")
+_collecting = threading.local()
+_show_warning = warnings.showwarning
+
+
+def _collect(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    into = getattr(_collecting, "into", None)
+    if into is not None and issubclass(category, UserWarning):
+        into.append(" ".join(str(message).split()))
+    else:
+        _show_warning(message, category, *args, **kwargs)
+
+
+warnings.showwarning = _collect
+
+
+@contextmanager
+def pillow_warnings() -> Iterator[list[str]]:
+    """The warnings Pillow gives while this thread reads one file, as one-line messages (each
+    once), instead of on stderr."""
+    previous = getattr(_collecting, "into", None)
+    _collecting.into = into = []
+    try:
+        yield into
+    finally:
+        _collecting.into = previous
+        into[:] = list(dict.fromkeys(into))
 
 
 MODEL_SIZE = 224
