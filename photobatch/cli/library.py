@@ -84,7 +84,7 @@ def status(obj: Context) -> None:
         if last:
             summary = json.loads(last["summary"])
             lines.append(
-                f"last scan: {last['finished_at']} of {', '.join(json.loads(last['roots']))}: "
+                f"last scan: {last['finished_at']} of {few(json.loads(last['roots']))}: "
                 f"{summary['found']} found, {summary['analyzed']} analysed, "
                 f"{summary['errors'] + summary.get('still_unreadable', 0)} unreadable, "
                 f"{summary['missing']} missing"
@@ -93,6 +93,12 @@ def status(obj: Context) -> None:
             lines.append("last scan: never")
         lines.extend(personal_status(index, obj.config.personalizer_path))
     click.echo("\n".join(lines))
+
+
+def few(paths: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``paths``, and how many more: a status line stays one line."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
 
 
 def personal_status(index: Index, head: Path) -> list[str]:
@@ -114,7 +120,7 @@ def personal_status(index: Index, head: Path) -> list[str]:
 
 
 @cli.command()
-@click.argument("photo", type=click.Path(path_type=Path))
+@click.argument("photo", type=click.Path(path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option(
     "--attention",
@@ -122,9 +128,25 @@ def personal_status(index: Index, head: Path) -> list[str]:
     help="Also draw the caption word by word, each word over the part of the photo the model "
     "looked at, into this PNG file.",
 )
+@click.option(
+    "--recent",
+    "-n",
+    type=click.IntRange(1, 10_000),
+    default=10,
+    show_default=True,
+    help="Without PHOTO: how many of the photos most recently added to list.",
+)
 @pass_context
-def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> None:
-    """Everything the index knows about one photo."""
+def show(
+    obj: Context, photo: Path | None, as_json: bool, attention: Path | None, recent: int
+) -> None:
+    """Everything the index knows about one photo; without PHOTO, the photos most recently
+    added, each with its caption."""
+    if photo is None:
+        if attention is not None:
+            raise UserError("show --attention draws one photo: name it (photobatch show PHOTO)")
+        show_recent(obj, recent, as_json)
+        return
     with obj.index(create=False) as index:
         record = index.record(photo.expanduser().absolute())
         if record is None:
@@ -134,24 +156,7 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
 
             figure = check_output(attention, index, obj.config.sidecars, ours=is_attention_figure)
     if attention is not None:
-        from photobatch.library.imaging import pillow_warnings
-        from photobatch.models.attention import explain_photo
-
-        figure.parent.mkdir(parents=True, exist_ok=True)
-        with (
-            output_file(attention, figure, "the attention figure") as out,
-            pillow_warnings() as noted,
-        ):
-            explain_photo(
-                record.path,
-                out,
-                obj.config.captioner,
-                obj.config.device,
-                obj.config.grounding.model,
-            )
-        for note in noted:
-            warn(f"photobatch: {record.path}: {note}")
-        warn(f"attention figure: {attention}")
+        draw_attention(obj, record.path, attention, figure)
     info: dict[str, Any] = {
         "path": str(record.path),
         "status": record.status,
@@ -180,6 +185,56 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
     for key, value in info.items():
         if value not in (None, ""):
             click.echo(f"{key + ':':<{width + 1}} {value}")
+
+
+def draw_attention(obj: Context, photo: Path, attention: Path, figure: Path) -> None:
+    """``show --attention``: the figure of ``photo`` into ``figure`` (``attention`` checked)."""
+    from photobatch.library.imaging import pillow_warnings
+    from photobatch.models.attention import explain_photo
+
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        output_file(attention, figure, "the attention figure") as out,
+        pillow_warnings() as noted,
+    ):
+        config = obj.config
+        explain_photo(photo, out, config.captioner, config.device, config.grounding.model)
+    for note in noted:
+        warn(f"photobatch: {photo}: {note}")
+    warn(f"attention figure: {attention}")
+
+
+def show_recent(obj: Context, limit: int, as_json: bool) -> None:
+    """``show`` without a photo: the ``limit`` photos most recently added, with their captions
+    (or why they could not be read)."""
+    with obj.index(create=False) as index:
+        records = index.recent(limit)
+        total = sum(n for status, n in index.counts().items() if status in ("ok", "error"))
+    if as_json:
+        rows = [
+            {
+                "path": str(r.path),
+                "status": r.status,
+                "error": r.error,
+                "taken_at": r.metadata.taken_at,
+                "caption": r.analysis.caption if r.analysis else None,
+            }
+            for r in records
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("no photos in the index yet: photobatch scan PATH adds them")
+        return
+    click.echo(
+        f"the {len(records)} most recently added of {total} photos "
+        "(photobatch show PHOTO for all about one, --recent N for more):"
+    )
+    for r in records:
+        said = r.analysis.caption if r.analysis and r.analysis.caption else None
+        if r.status == "error":
+            said = f"(unreadable: {r.error})"
+        click.echo(f"{r.path}  {said or '(no caption)'}")
 
 
 @cli.command()

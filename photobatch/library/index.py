@@ -205,6 +205,13 @@ class Index(PostTables):
         rows = list(self.db.query("SELECT * FROM scans ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
 
+    def recent(self, limit: int) -> list[PhotoRecord]:
+        """The ``limit`` photos most recently added to the index (missing ones left out)."""
+        sql = (
+            "SELECT * FROM photos WHERE status != 'missing' ORDER BY first_seen DESC, path LIMIT ?"
+        )
+        return [self._to_record(row) for row in self.db.query(sql, [limit])]
+
     def models_in_use(self) -> list[str]:
         rows = self.db.execute("SELECT DISTINCT models FROM analyses WHERE models IS NOT NULL")
         return sorted(r[0] for r in rows)
@@ -228,7 +235,8 @@ class Index(PostTables):
 
     def export_rows(self, table: str = "photos") -> Iterator[dict[str, Any]]:
         """Rows for ``photobatch export``: one per image file found (failures included), or one
-        per imported post with ``table="posts"``."""
+        per imported post with ``table="posts"``. ``hashtag_scores`` is a mapping (None without
+        results): each format writes it its own way."""
         if table == "posts":
             yield from self._post_export_rows()
             return
@@ -245,6 +253,8 @@ class Index(PostTables):
             tags = json.loads(row.pop("tags") or "[]")
             labels = json.loads(row.pop("label_list") or "[]")
             row["hashtags"] = format_hashtags(tags)
+            scores = row["hashtag_scores"]
+            row["hashtag_scores"] = None if scores is None else json.loads(scores)
             row["labels"] = "; ".join(labels)
             yield {c: row.get(c) for c in EXPORT_COLUMNS["photos"]}
 

@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from photobatch.core.atomic import replacing, temp_name_pattern
@@ -106,10 +107,16 @@ class SidecarSync:
         self._listing: tuple[Path | None, int, dict[str, str]] = (None, 0, {})
 
     def write(self, record: PhotoRecord) -> list[str]:
-        """Write or merge each sidecar; return problems as messages (the scan goes on)."""
+        """Write or merge each sidecar; return problems as messages (the scan goes on).
+
+        A photo with nothing to say (no caption shown, no keyword) gets no sidecar, and one
+        holding nothing but what photobatch wrote earlier is removed (``_remove_ours``).
+        """
         owner = self._owner(record.path)
         problems = []
         record = record.described(self.options.min_caption_confidence)
+        if not record.keywords and not (record.analysis and record.analysis.caption):
+            return self._remove_ours(record, owner)
         for writer in self.writers:
             target = sidecar_path(record.path, writer.suffix, self.options)
             if owner != record.path.name:
@@ -128,6 +135,38 @@ class SidecarSync:
                 problems.append(f"{target}: left untouched: {exc}")
             except OSError as exc:
                 problems.append(f"{target}: cannot write sidecar: {exc.strerror or exc}")
+        return problems
+
+    def forget(self, record: PhotoRecord) -> list[str]:
+        """The photo of ``record`` is gone: remove its sidecars where they hold nothing but
+        what photobatch wrote; leave any other (the user's or another application's data)."""
+        return self._remove_ours(record, self._owner(record.path), merge=False)
+
+    def _remove_ours(self, record: PhotoRecord, owner: str, *, merge: bool = True) -> list[str]:
+        """Take photobatch's part out of ``record``'s sidecars: remove one left with nothing
+        (what a new one for no analysis would hold), and with ``merge`` write the rest back.
+        Return problems as messages."""
+        problems = []
+        blank = replace(record, analysis=None)
+        for writer in self.writers:
+            target = sidecar_path(record.path, writer.suffix, self.options)
+            if owner != record.path.name:
+                continue  # basename naming: another photo's sidecar
+            self._sweep(target.parent)
+            try:
+                existing = read_existing(target)
+                if existing is None:
+                    continue
+                rest = writer.render(blank, existing)
+                if rest == writer.render(blank, None):
+                    target.unlink()
+                elif merge and rest != existing:
+                    write_atomic(target, rest)
+            except SidecarError as exc:
+                if merge:
+                    problems.append(f"{target}: left untouched: {exc}")
+            except OSError as exc:
+                problems.append(f"{target}: cannot update sidecar: {exc.strerror or exc}")
         return problems
 
     def missing(self, photo: Path) -> bool:

@@ -139,7 +139,7 @@ class Scanner:
             and is_below(path, roots)
             and not is_below(path, unreadable)
         ]
-        summary.missing += self.index.mark_missing(gone)
+        self._mark_missing(gone, summary)
         summary.seconds = time.monotonic() - clock
         self.index.log_scan(started, roots, summary.as_dict())
         return summary
@@ -159,12 +159,26 @@ class Scanner:
             found.append(FoundFile(path, st.st_size, st.st_mtime_ns))
         known = self.index.known_files()
         self._run(found, known, summary)
-        summary.missing += self.index.mark_missing(
-            p for p, row in known.items() if row[2] != "missing" and is_below(p, vanished)
+        self._mark_missing(
+            [p for p, row in known.items() if row[2] != "missing" and is_below(p, vanished)],
+            summary,
         )
         summary.seconds = time.monotonic() - clock
         self.index.log_scan(started, roots, summary.as_dict())
         return summary
+
+    def _mark_missing(self, paths: list[str], summary: ScanSummary) -> None:
+        """Mark photos that are gone missing (their results are kept) and remove the sidecars
+        photobatch alone wrote for them."""
+        summary.missing += self.index.mark_missing(paths)
+        if self.sidecars is None:
+            return
+        for path in paths:
+            record = self.index.record(Path(path))
+            if record is not None:
+                problems = self.sidecars.forget(record)
+                summary.sidecar_problems += len(problems)
+                summary.problems.extend(problems)
 
     def _refresh_personal(self, roots: list[Path], summary: ScanSummary) -> None:
         """Re-rank photos analysed before the personal head was (re)trained or removed.
