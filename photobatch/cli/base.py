@@ -17,8 +17,9 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -180,10 +181,57 @@ class OneLineLog(logging.Formatter):
     help="Index database (default: $PHOTOBATCH_INDEX, then the config, then "
     "~/.local/share/photobatch/index.db).",
 )
+@click.option(
+    "--timestamps",
+    is_flag=True,
+    help="Start every line photobatch prints with the local time (for a log file, as cron's).",
+)
 @click.pass_context
-def cli(ctx: click.Context, config_path: Path | None, index_path: Path | None) -> None:
+def cli(
+    ctx: click.Context, config_path: Path | None, index_path: Path | None, timestamps: bool
+) -> None:
     """Captions, hashtags and XMP keywords for your photo library, computed on this machine."""
+    if timestamps:
+        sys.stdout, sys.stderr = Stamped(sys.stdout), Stamped(sys.stderr)
     ctx.obj = Context(load_config(config_path, index=index_path))
+
+
+class Stamped(io.TextIOBase):
+    """A text stream whose every line starts with the local time (ISO 8601, to the second, with
+    the UTC offset): a log that cron appends to for years says when each line was written."""
+
+    def __init__(self, inner: TextIO) -> None:
+        self.inner = inner
+        self.line_start = True
+
+    def write(self, text: str) -> int:
+        if not isinstance(text, str):  # click tells text streams from binary ones by this
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
+        pieces = []
+        for piece in text.splitlines(keepends=True):
+            if self.line_start:
+                pieces.append(datetime.now().astimezone().isoformat(timespec="seconds") + " ")
+            pieces.append(piece)
+            self.line_start = piece.endswith(("\n", "\r"))
+        self.inner.write("".join(pieces))
+        return len(text)
+
+    def flush(self) -> None:
+        self.inner.flush()
+
+    def fileno(self) -> int:
+        return self.inner.fileno()
+
+    def isatty(self) -> bool:
+        return self.inner.isatty()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.inner.encoding
+
+    @property
+    def errors(self) -> str | None:  # type: ignore[override]
+        return self.inner.errors
 
 
 def caption_data(command: Callable[..., None]) -> Callable[..., None]:

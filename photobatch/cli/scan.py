@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, OneLineLog, cli, pass_context, warn
+from photobatch.cli.base import DEVICE, Context, OneLineLog, Stamped, cli, pass_context, warn
 from photobatch.core.config import override
 from photobatch.core.lock import ScanLock
 
@@ -20,7 +20,9 @@ from photobatch.core.lock import ScanLock
     type=DEVICE,
     help="Where the models run (default from config: auto = CUDA when present).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar and no summary line: problems only."
+)
 @click.option(
     "--reanalyse",
     is_flag=True,
@@ -121,7 +123,8 @@ def watch(
     from photobatch.scan.watcher import Watcher
 
     log = logging.StreamHandler(sys.stderr)
-    log.setFormatter(OneLineLog("%(asctime)s %(name)s: %(message)s"))
+    stamped = isinstance(sys.stderr, Stamped)  # --timestamps: the stream stamps the lines
+    log.setFormatter(OneLineLog(f"{'' if stamped else '%(asctime)s '}%(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[log])
     config = obj.config
     if settle is not None:
