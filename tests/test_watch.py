@@ -373,3 +373,30 @@ def test_a_stop_during_the_catch_up_ends_it_after_the_batch_in_hand(
     done = indexed(tmp_path / "index.db")
     assert 2 <= len(done) < len(photos), done
     assert watch.stopping.is_set()
+
+
+def test_sigterm_during_the_catch_up_of_a_real_watch_ends_it_after_the_batch_in_hand(
+    tmp_path: Path, research_data: Path
+) -> None:
+    """The catch-up used to ignore SIGTERM until every photo was analysed (350 of them, in the
+    issue); systemd's stop then waited, and killed it."""
+    import shutil
+
+    library = tmp_path / "photos"
+    library.mkdir()
+    photos = sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[:160]
+    for source in photos:
+        shutil.copyfile(source, library / source.name)
+    index = tmp_path / "index.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photobatch", "--index", str(index), "watch", "--no-sidecars",
+         str(library)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: rows(index, "SELECT count(*) FROM photos") not in ([], [(0,)]), 300)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    [(done,)] = rows(index, "SELECT count(*) FROM photos")
+    assert 0 < done < len(photos), done
+    assert "stopped before the end: the next scan does the rest" in err
