@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hostile_inputs import alias_bomb
 
 from photobatch.core.config import Config, ConfigError, load_config
 
@@ -74,18 +75,6 @@ def test_precedence_cli_over_env_over_file(tmp_path: Path, monkeypatch: pytest.M
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
         load_config(tmp_path / "nope.yaml")
-
-
-def alias_bomb() -> str:
-    """YAML's billion laughs: 389 bytes whose last list holds 9**9 strings, all shared."""
-    lines = [
-        "sidecars:",
-        "  formats:",
-        '    - &a ["lol","lol","lol","lol","lol","lol","lol","lol"]',
-    ]
-    for prev, name in zip("abcdefg", "bcdefgh", strict=True):
-        lines.append(f"    - &{name} [" + ",".join([f"*{prev}"] * 9) + "]")
-    return "\n".join(lines) + "\n"
 
 
 @pytest.mark.parametrize(

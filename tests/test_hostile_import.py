@@ -1,6 +1,6 @@
 """Small hostile Instagram exports stay small: deep member names, a zip bomb, a post with 100,000
 hashtags. Each is imported (what can be) or refused in one line; what they cost stays linear in
-their size (the memory and time figures are in the README, measured with /usr/bin/time)."""
+their size (``tests/hostile_inputs.py`` measures each; the figures are in the README)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,12 @@ import re
 import zipfile
 from pathlib import Path
 
-import numpy as np
 from cli_helpers import one_line
 from click.testing import CliRunner
+from hostile_inputs import deep_names_zip, index_with_a_post_of_100000_hashtags, zip_bomb
 from test_instagram import photos, write_export  # noqa: F401 - photos is a fixture
 
 from photobatch.cli import cli
-from photobatch.core.records import Post, PostMedia
 from photobatch.instagram.export import ExportFile, SuffixIndex
 from photobatch.library.index import Index
 
@@ -45,13 +44,7 @@ def test_members_named_thousands_of_folders_deep_are_left_out(
     """Every suffix of every name was indexed: 180 names 2,000 folders deep (1.5 MB of zip)
     took 787 MB, the issue's zip 4.8 GB."""
     export = write_export(tmp_path / "export", "2025", photos)
-    archive = tmp_path / "export.zip"
-    with zipfile.ZipFile(archive, "w") as zf:
-        for path in sorted(export.rglob("*")):
-            if path.is_file():
-                zf.write(path, path.relative_to(export).as_posix())
-        for n in range(180):
-            zf.writestr("a/" * 2000 + f"{n}.jpg", b"")
+    archive = deep_names_zip(tmp_path / "export.zip", export)
     code, output = run(tmp_path, "import-instagram", str(archive))
     assert code == 0, output
     assert (
@@ -63,15 +56,7 @@ def test_members_named_thousands_of_folders_deep_are_left_out(
 
 def test_a_zip_bomb_of_photos_is_left_out(tmp_path: Path) -> None:
     """Ten members of 94 MB of zeros, 1 MB zipped, were copied as 944 MB of photos."""
-    archive = tmp_path / "export.zip"
-    posts = [
-        {"media": [{"uri": f"media/{i}.jpg", "creation_timestamp": 1 + i, "title": "#a"}]}
-        for i in range(10)
-    ]
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
-        zf.writestr("your_instagram_activity/media/posts_1.json", json.dumps(posts))
-        for i in range(10):
-            zf.writestr(f"media/{i}.jpg", b"\xff\xd8\xff\xe0" + bytes([i]) + bytes(94 << 20))
+    archive = zip_bomb(tmp_path / "export.zip")
     assert archive.stat().st_size < 1 << 20
     code, output = run(tmp_path, "import-instagram", str(archive))
     assert code == 0, output
@@ -122,20 +107,7 @@ def test_training_on_an_earlier_import_of_a_post_with_100000_hashtags_stays_smal
 ) -> None:
     """An index imported before the limit holds all 100,000: training paired every tag with
     every tag (22 GB when tried here). It reads the first 30, as an import now keeps."""
-    rng = np.random.default_rng(0)
-
-    def media(i: int) -> list[PostMedia]:
-        vector = rng.normal(size=1280).astype("<f2").tobytes()
-        return [PostMedia("photo", f"m/{i}.jpg", None, f"{i:064x}", vector)]
-
-    many = [f"t{n}" for n in range(100_000)]
-    posts = [
-        Post(f"p{i}", f"2020-01-{i + 1:02}", "#dog #beach", ["dog", "beach"], media(i))
-        for i in range(11)
-    ]
-    posts.append(Post("huge", "2020-02-01", " ".join("#" + t for t in many), many, media(99)))
-    with Index(tmp_path / "index.db") as index:
-        index.write_posts(posts)
+    index_with_a_post_of_100000_hashtags(tmp_path / "index.db")
     code, output = run(tmp_path, "train", "personalizer")
     assert code == 0, output
     match = re.match(r"personalizer: 12 posts, (\d+) tags, context (\d+) terms", output)
