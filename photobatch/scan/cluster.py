@@ -248,8 +248,9 @@ class RayEngine:
         actors; in a Ray this engine joined, stop them."""
         if self._started and self.ray.is_initialized():
             # Not killed one by one first: an actor killed with work in flight (a scan
-            # stopped by SIGTERM) has Ray print a line per task on stdout, into cron's mail.
-            with own_sigterm():
+            # stopped by SIGTERM) has Ray print a line per task on stdout, into cron's mail;
+            # and its C++ core's complaints about tasks cut short stay out of stderr.
+            with own_sigterm(), core_log():
                 self.ray.shutdown()
         else:
             for actor in getattr(self, "actors", []):
@@ -319,8 +320,8 @@ def own_sigterm() -> Iterator[None]:
 @contextmanager
 def core_log() -> Iterator[BinaryIO]:
     """Ray's C++ core writes to file descriptor 2 while it connects, a warning a second for as
-    long as a cluster refuses it; keep that out of the scan's output (a cron job's mail), and
-    hand it over for the one-line error."""
+    long as a cluster refuses it, and while it shuts down with tasks cut short; keep that out of
+    the scan's output (a cron job's mail), and hand it over for the one-line error."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as log:
