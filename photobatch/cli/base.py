@@ -136,6 +136,8 @@ def _stop(signum: int, _frame: object) -> None:
 
 
 def _prepare_process() -> None:
+    global _stopped_by
+    _stopped_by = None
     codecs.register_error(OUTPUT_ERRORS, _output_errors)
     for stream in (sys.stdout, sys.stderr):
         if isinstance(stream, io.TextIOWrapper):

@@ -128,9 +128,11 @@ class Scanner:
         if not summary.stopped:
             self._refresh_personal(roots, summary)
         seen = {str(f.path) for f in found}
-        # What a folder that cannot be read holds is unreadable, not gone.
-        hidden = [p for p, row in known.items() if row[2] != "missing" and is_below(p, unreadable)]
-        summary.errors += max(len(hidden), 1) if unreadable else 0
+        # What a folder that cannot be read holds is unreadable, not gone: its indexed photos
+        # count as unreadable (a folder with none of them, as one).
+        present = [p for p, row in known.items() if row[2] != "missing"]
+        for folder in unreadable:
+            summary.errors += max(1, sum(is_below(p, [folder]) for p in present))
         gone = [
             path
             for path, (_, _, status, _) in known.items()
