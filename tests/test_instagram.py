@@ -703,7 +703,8 @@ def test_a_zip_bombed_posts_json_is_skipped_and_the_rest_imported(
     index, summary = run_import(tmp_path, [archive], analyzer)
     assert summary_of(index) == EXPECTED
     assert summary.problems == [
-        f"{archive}:{LATER_LAYOUTS['2025']}/posts_2.json: larger than 16 MB: skipped"
+        f"{archive}:{LATER_LAYOUTS['2025']}/posts_2.json: unpacks to more than 100 times its "
+        "compressed size, which no photo or export file does (a zip bomb): left out"
     ]
 
 
@@ -720,7 +721,10 @@ def test_a_zip_bombed_photo_is_left_out_and_its_partial_copy_deleted(
                 zf.write(path, path.relative_to(export).as_posix())
     index, summary = run_import(tmp_path, [archive], analyzer)
     assert summary_of(index) == EXPECTED
-    assert summary.problems == [f"{archive}:{member}: larger than 100 MB: left out"]
+    assert summary.problems == [
+        f"{archive}:{member}: unpacks to more than 100 times its compressed size, which no "
+        "photo or export file does (a zip bomb): left out"
+    ]
     assert index.posts()[-1].media[0].path is None
     copies = list((tmp_path / "data" / COPIES).iterdir())
     assert len(copies) == 4 and all(c.stat().st_size < 1 << 20 for c in copies)

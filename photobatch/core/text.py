@@ -63,6 +63,11 @@ def _normalise_tag(tag: str) -> str:
     return unicodedata.normalize("NFC", tag.casefold())
 
 
+# Instagram refuses a post with more hashtags than this: an imported post with more is not one
+# Instagram published, and past it the personal head's pairs of tags would grow with its square.
+MAX_POST_HASHTAGS = 30
+
+
 def format_hashtag(tag: str) -> str:
     """``dog`` -> ``#dog`` (the stored form has no ``#``)."""
     return tag if tag.startswith("#") else f"#{tag}"

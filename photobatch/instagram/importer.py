@@ -29,6 +29,7 @@ from photobatch.instagram.export import (
     InstagramExportError,
     InstagramMedia,
     InstagramPost,
+    SkippedFile,
 )
 from photobatch.library.index import Index
 
@@ -181,6 +182,9 @@ class _MediaCopier:
                 os.replace(tmp, final)
                 self.created.append(final)
             return sha256, final
+        except SkippedFile as exc:
+            self.summary.problems.append(str(exc))
+            return None, None
         except ZIP_READ_ERRORS as exc:
             raise InstagramExportError(f"{file.label}: cannot read: {exc}") from exc
         except OSError as exc:
@@ -253,7 +257,7 @@ def _analyse(
     known = index.known_photo_results((m.sha256 for m in photos if m.sha256), analyzer.models)
     todo = {m.sha256: m for m in photos if m.sha256 and m.sha256 not in known}
     if todo:
-        from photobatch.library.imaging import ImageError, load_image, to_tensor
+        from photobatch.library.imaging import ImageError, load_image, pillow_warnings, to_tensor
 
         pending = list(todo.items())
         for start in range(0, len(pending), batch_size):
@@ -261,10 +265,13 @@ def _analyse(
             for sha256, media in pending[start : start + batch_size]:
                 assert media.path is not None
                 try:
-                    tensors.append(to_tensor(load_image(media.path)))
+                    with pillow_warnings() as noted:
+                        tensors.append(to_tensor(load_image(media.path)))
                 except (ImageError, OSError) as exc:
                     summary.problems.append(f"{media.uri}: cannot decode the photo: {exc}")
                     continue
+                finally:
+                    summary.problems.extend(f"{media.uri}: {note}" for note in noted)
                 hashes.append(sha256)
             if not tensors:
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -42,6 +43,29 @@ from photobatch.library.sqlite_errors import (
 OUR_TABLES = frozenset({"photos", "analyses", "scans"})  # what every schema version has
 
 
+def _writable_companions(path: Path) -> None:
+    """Give SQLite's ``-wal`` and ``-shm`` files the index's permissions back where they lack
+    its owner's write permission.
+
+    SQLite creates them with the index file's permissions. Opened while the index was read-only
+    (a refused scan, a ``status``), they stay read-only after the user makes the index writable
+    again, and every later write fails as "read-only". A chmod is safe beside other connections.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not mode & stat.S_IWUSR:
+        return  # the index itself is read-only: so should they be
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        try:
+            if not companion.stat().st_mode & stat.S_IWUSR:
+                companion.chmod(stat.S_IMODE(mode))
+        except OSError:
+            continue  # absent, or another user's: SQLite reports what it cannot open
+
+
 @every_public_method
 class Index(PostTables, ReviewTables):
     """A photobatch index on disk; open it with ``Index(path)``.
@@ -57,6 +81,7 @@ class Index(PostTables, ReviewTables):
             raise IndexOpenError(f"no index yet at {path}: run photobatch scan first")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _writable_companions(path)
             self.db = sqlite_utils.Database(path)
         except (OSError, sqlite3.Error) as exc:
             raise IndexOpenError(f"{path}: cannot open the index: {sqlite_problem(exc)}") from exc
@@ -166,6 +191,13 @@ class Index(PostTables, ReviewTables):
         rows = list(self.db.query("SELECT * FROM scans ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
 
+    def recent(self, limit: int) -> list[PhotoRecord]:
+        """The ``limit`` photos most recently added to the index (missing ones left out)."""
+        sql = (
+            "SELECT * FROM photos WHERE status != 'missing' ORDER BY first_seen DESC, path LIMIT ?"
+        )
+        return [self._to_record(row) for row in self.db.query(sql, [limit])]
+
     def models_in_use(self) -> list[str]:
         rows = self.db.execute("SELECT DISTINCT models FROM analyses WHERE models IS NOT NULL")
         return sorted(r[0] for r in rows)
@@ -194,7 +226,8 @@ class Index(PostTables, ReviewTables):
         per imported post with ``table="posts"``. A photo's caption, hashtags and post draft are
         as reviewed (the user's where they decided, see ``PhotoRecord.reviewed``), ``review``
         says what they decided and ``model_*`` what the models say now; ``approved``: only
-        approved photos."""
+        approved photos. ``hashtag_scores`` is a mapping (None without
+        results): each format writes it its own way."""
         if table == "posts":
             yield from self._post_export_rows()
             return
@@ -240,7 +273,7 @@ class Index(PostTables, ReviewTables):
                     caption_confidence=shown.caption_confidence,
                     caption_source=shown.caption_source,
                     hashtags=format_hashtags(shown.hashtags),
-                    hashtag_scores=json.dumps(shown.hashtag_scores, ensure_ascii=False),
+                    hashtag_scores=shown.hashtag_scores,
                     labels="; ".join(shown.labels),
                     post_text=shown.post_text,
                     model_caption=model.caption,

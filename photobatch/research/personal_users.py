@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from photobatch.core.atomic import intact, record_digest
 from photobatch.core.config import Config
 from photobatch.core.text import FUNCTION_WORDS, tokenize
 
@@ -336,7 +337,8 @@ def photo_features(
     benchmark's non-personalized tags are a scan's: grounded hashtags, best first. The cache holds
     every photo any benchmark asked for, by name, so benchmarks of other sizes only analyse the
     photos they add; it is named after the stack's versions string, so new weights or settings
-    (a new generic pipeline) never read stale results.
+    (a new generic pipeline) never read stale results; and only while it is intact (its
+    recorded sha256).
     """
     from photobatch.library.imaging import load_image, to_tensor
     from photobatch.models.stack import model_set
@@ -344,7 +346,7 @@ def photo_features(
     analyzer = model_set(config, "cpu")
     path = cache_dir / f"personal-bench-v2-{analyzer.models}.npz"
     known: dict[str, tuple[np.ndarray, Scored]] = {}
-    if path.is_file():
+    if intact(path):
         with np.load(path, allow_pickle=False) as stored:
             cached = zip(
                 json.loads(str(stored["names"])),
@@ -372,5 +374,6 @@ def photo_features(
             candidates=np.array(json.dumps([known[n][1] for n in every])),
         )
         tmp.replace(path)
+        record_digest(path)
     pooled = np.stack([known[n][0] for n in names]).astype(np.float32)
     return pooled, [known[n][1] for n in names]

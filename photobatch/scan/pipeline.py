@@ -26,7 +26,7 @@ from tqdm import tqdm
 from photobatch.core.config import Config
 from photobatch.core.lock import SidecarLock
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
-from photobatch.library.discovery import walk
+from photobatch.library.discovery import is_image_name, walk
 from photobatch.library.index import Index
 from photobatch.library.schema import now
 from photobatch.library.sidecars import SidecarSync
@@ -109,36 +109,48 @@ class Scanner:
                 self._engine = LocalEngine(self.config, lambda: self.analyzer)
         return self._engine
 
-    def scan(self, roots: list[Path], *, reanalyse: bool = False) -> ScanSummary:
+    def scan(
+        self, roots: list[Path], *, reanalyse: bool = False, stop: threading.Event | None = None
+    ) -> ScanSummary:
         """Bring the index (and sidecars) up to date with the photos below ``roots``; with
-        ``reanalyse``, run the models again on every photo below them."""
+        ``reanalyse``, run the models again on every photo below them. Once ``stop`` is set, the
+        batch in hand is committed and the rest left to the next scan."""
         started, clock = now(), time.monotonic()
-        roots = [r.expanduser().absolute() for r in roots]
-        for root in roots:
-            if not root.exists():
-                raise ScanError(f"{root}: no such file or folder (nothing was marked missing)")
+        roots = checked_roots(roots)
         summary = ScanSummary()
+        unreadable: list[Path] = []
 
-        def unreadable(path: Path, exc: OSError) -> None:
+        def cannot_read(path: Path, exc: OSError) -> None:
             summary.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+            unreadable.append(path)
 
-        found = list(walk(roots, on_error=unreadable))
+        found = list(walk(roots, on_error=cannot_read))
         known = self.index.known_files()
-        self._run(found, known, summary, reanalyse=reanalyse)
-        self._refresh_personal(roots, summary)
+        self._run(found, known, summary, reanalyse=reanalyse, stop=stop)
+        if not summary.stopped:
+            self._refresh_personal(roots, summary)
         seen = {str(f.path) for f in found}
+        # What a folder that cannot be read holds is unreadable, not gone: its indexed photos
+        # count as unreadable (a folder with none of them, as one).
+        present = [p for p, row in known.items() if row[2] != "missing"]
+        for folder in unreadable:
+            summary.errors += max(1, sum(is_below(p, [folder]) for p in present))
         gone = [
             path
             for path, (_, _, status, _) in known.items()
-            if status != "missing" and path not in seen and _is_below(path, roots)
+            if status != "missing"
+            and path not in seen
+            and is_below(path, roots)
+            and not is_below(path, unreadable)
         ]
-        summary.missing += self.index.mark_missing(gone)
+        self._mark_missing(gone, summary)
         summary.seconds = time.monotonic() - clock
         self.index.log_scan(started, roots, summary.as_dict())
         return summary
 
-    def update(self, changed: list[Path], gone: list[Path]) -> ScanSummary:
-        """Process just these files (the watcher's settled batch) and mark ``gone`` missing."""
+    def update(self, changed: list[Path], gone: list[Path], roots: list[Path]) -> ScanSummary:
+        """Process just these files (the watcher's settled batch of the folders ``roots``) and
+        mark ``gone`` missing."""
         started, clock = now(), time.monotonic()
         summary = ScanSummary()
         found, vanished = [], list(gone)
@@ -151,12 +163,26 @@ class Scanner:
             found.append(FoundFile(path, st.st_size, st.st_mtime_ns))
         known = self.index.known_files()
         self._run(found, known, summary)
-        summary.missing += self.index.mark_missing(
-            p for p, row in known.items() if row[2] != "missing" and _is_below(p, vanished)
+        self._mark_missing(
+            [p for p, row in known.items() if row[2] != "missing" and is_below(p, vanished)],
+            summary,
         )
         summary.seconds = time.monotonic() - clock
-        self.index.log_scan(started, changed + gone, summary.as_dict())
+        self.index.log_scan(started, roots, summary.as_dict())
         return summary
+
+    def _mark_missing(self, paths: list[str], summary: ScanSummary) -> None:
+        """Mark photos that are gone missing (their results are kept) and remove the sidecars
+        photobatch alone wrote for them."""
+        summary.missing += self.index.mark_missing(paths)
+        if self.sidecars is None:
+            return
+        for path in paths:
+            record = self.index.record(Path(path))
+            if record is not None:
+                problems = self.sidecars.forget(record)
+                summary.sidecar_problems += len(problems)
+                summary.problems.extend(problems)
 
     def _refresh_personal(self, roots: list[Path], summary: ScanSummary) -> None:
         """Re-rank photos analysed before the personal head was (re)trained or removed.
@@ -172,7 +198,7 @@ class Scanner:
         if self.sidecars is not None:
             paths = self.index.paths_with(a.sha256 for a in updated).values()
             self._rewrite_sidecars(
-                [p for ps in paths for p in ps if _is_below(str(p), roots)], summary
+                [p for ps in paths for p in ps if is_below(str(p), roots)], summary
             )
 
     def _sidecar_lock(self) -> AbstractContextManager[object]:
@@ -211,9 +237,11 @@ class Scanner:
         summary: ScanSummary,
         *,
         reanalyse: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         """Gate, then process in batches, every file of ``found`` that is new or changed, or
-        whose results came from other model versions (every file, with ``reanalyse``)."""
+        whose results came from other model versions (every file, with ``reanalyse``), until
+        ``stop`` is set."""
         summary.found += len(found)
         models = self.analyzer.models
         stale = set() if reanalyse else self.index.stale_analyses(models)
@@ -236,12 +264,19 @@ class Scanner:
             todo.append(Item(f, is_new=old is None))
 
         if todo:
-            self._process(todo, summary, None if reanalyse else models)
-        if restore:
+            self._process(todo, summary, None if reanalyse else models, stop)
+        if restore and not summary.stopped:
             self._rewrite_sidecars(restore, summary)
 
-    def _process(self, todo: list[Item], summary: ScanSummary, models: str | None) -> None:
-        """Send ``todo`` through the engine and commit each batch as it comes back."""
+    def _process(
+        self,
+        todo: list[Item],
+        summary: ScanSummary,
+        models: str | None,
+        stop: threading.Event | None,
+    ) -> None:
+        """Send ``todo`` through the engine and commit each batch as it comes back, until
+        ``stop`` is set."""
         # Content on its way through the engine: the item that carries it. A copy in a later
         # batch is not analysed again: batches are committed in order, so the result is in the
         # index by the time the copy's batch is committed.
@@ -275,6 +310,9 @@ class Scanner:
                     if item.error is None:
                         del claimed[item.sha256]  # type: ignore[arg-type]
                 bar.update(len(batch.items))
+                if stop is not None and stop.is_set():
+                    summary.stopped = True
+                    break
 
     def commit(
         self, batch: Processed, summary: ScanSummary, claimed: dict[str, Item] | None = None
@@ -351,5 +389,20 @@ class Scanner:
                 item.found = replace(item.found, mtime_ns=-1)
 
 
-def _is_below(path: str, roots: list[Path]) -> bool:
+def checked_roots(roots: list[Path]) -> list[Path]:
+    """``roots`` as absolute paths, once each is known to be a folder or a photo."""
+    roots = [r.expanduser().absolute() for r in roots]
+    for root in roots:
+        if not root.exists():
+            raise ScanError(f"{root}: no such file or folder (nothing was marked missing)")
+        if not root.is_dir() and not is_image_name(root.name):
+            raise ScanError(
+                f"{root}: not a photo (by its name) nor a folder: photobatch scans photos (.jpg, "
+                ".heic, a camera's RAW...) and folders of them"
+            )
+    return roots
+
+
+def is_below(path: str, roots: list[Path] | list[str]) -> bool:
+    """Whether ``path`` is one of ``roots`` or inside one."""
     return any(path == str(r) or path.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots)

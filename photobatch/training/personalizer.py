@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from photobatch.core.text import caption_terms, draft_text
+from photobatch.core.text import MAX_POST_HASHTAGS, caption_terms, draft_text
 from photobatch.models.personal_memory import Memory
 from photobatch.models.personalizer import (
     MIN_PHOTOS,
@@ -99,7 +99,7 @@ def history_from_index_post(index: Index, post: IndexPost) -> HistoryPost:
     return HistoryPost(
         post.taken_at or "",
         post.caption,
-        tuple(post.hashtags),
+        tuple(post.hashtags[:MAX_POST_HASHTAGS]),  # an import of an earlier photobatch kept all
         np.mean(vectors, 0) if vectors else None,
         tuple(stored_pipeline_tags(index, post)),
     )
