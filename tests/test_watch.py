@@ -159,11 +159,14 @@ class _Models:
     def load(self) -> None:
         """Nothing to load."""
 
-    def analyze(self, hashes: list[str], images: list[object]) -> list:
+    def describe(self, hashes: list[str], images: list[object]) -> list:
         from photobatch.core.records import Analysis
 
         tags = ["dog", "pets", "cute"]
         return [Analysis(h, ["dog"], "a dog", tags, models=self.models) for h in hashes]
+
+    def repersonalize(self, analyses: list) -> list:
+        return analyses  # no personal head
 
 
 def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(

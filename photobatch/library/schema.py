@@ -195,12 +195,21 @@ def _add_reviews(db: sqlite_utils.Database) -> None:
     )
 
 
+def _add_plugins(db: sqlite_utils.Database) -> None:
+    """Issue 24: which after-analysis plugins ran on each analysis (``plugins``, compared like
+    ``models``: a change applies them again) and what they changed (``plugin_changes``, JSON:
+    who added which hashtag and label, and the models' own candidates and labels)."""
+    db["analyses"].add_column("plugins", str)
+    db["analyses"].add_column("plugin_changes", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _create_v2_posts,
     _add_v3_candidates,
     _add_v4_confidence,
     _add_reviews,
+    _add_plugins,
 ]
 
 
