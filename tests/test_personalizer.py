@@ -14,6 +14,7 @@ from photobatch.models.personalizer import (
     FILE_NAME,
     PersonalHead,
     Personalizer,
+    PersonalizerStatus,
     personalizer_status,
 )
 from photobatch.research.personal import SHIPPED
@@ -101,7 +102,7 @@ def test_user_without_imported_posts_gets_the_plain_pipeline(tmp_path: Path) -> 
         status = personalizer_status(index, tmp_path / FILE_NAME)
     assert not (tmp_path / FILE_NAME).exists()
     assert "no imported posts" in summary
-    assert "no imported posts" in status and "not personalized" in status
+    assert status == PersonalizerStatus(posts=0, tagged=0, trained=None)
     photo = Analysis(
         sha256="0" * 64,
         candidates=["dog", "beach", "sea"],
@@ -151,7 +152,8 @@ def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
         index.write_posts(posts)
         summary = train_personalizer(index, tmp_path / FILE_NAME, settings, progress=False)
         assert (tmp_path / FILE_NAME).is_file() and "40 posts" in summary
-        assert "trained" in personalizer_status(index, tmp_path / FILE_NAME)
+        status = personalizer_status(index, tmp_path / FILE_NAME)
+        assert status.posts == status.tagged == 40 and "40 posts" in (status.trained or "")
         table = evaluate_personalizer(index, settings=settings)
     assert f"| {SHIPPED} |" in table and "latest 8 test" in table
 

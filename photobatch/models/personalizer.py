@@ -350,19 +350,19 @@ class PersonalHead(Model):
         )
 
 
-def personalizer_status(index: Index, path: Path) -> str:
-    """One line for ``photobatch status``."""
-    if not index.post_ids():
-        return f"personalizer: {NO_POSTS}"
-    tagged = sum(1 for post in index.posts() if post.hashtags)
-    if tagged < MIN_TAGGED_POSTS:
-        return (
-            f"personalizer: {tagged} imported posts with hashtags: hashtags are not personalized "
-            f"(learning your habits takes at least {MIN_TAGGED_POSTS})"
-        )
-    if not path.is_file():
-        return (
-            f"personalizer: {len(index.post_ids())} imported posts, not trained yet: hashtags are "
-            "not personalized (run 'photobatch train personalizer')"
-        )
-    return f"personalizer: trained ({Personalizer.load(path).summary})"
+@dataclass(frozen=True)
+class PersonalizerStatus:
+    """Where personalization stands for one index (``photobatch status`` words it)."""
+
+    posts: int  # imported posts
+    tagged: int  # imported posts with hashtags: at least MIN_TAGGED_POSTS to learn habits
+    trained: str | None  # the summary of the head in use; None: hashtags are not personalized
+
+
+def personalizer_status(index: Index, path: Path) -> PersonalizerStatus:
+    """The imported posts and the personal head ``path`` of this index (a head is in use only
+    with enough tagged posts)."""
+    posts = len(index.post_ids())
+    tagged = sum(1 for post in index.posts() if post.hashtags) if posts else 0
+    in_use = tagged >= MIN_TAGGED_POSTS and path.is_file()
+    return PersonalizerStatus(posts, tagged, Personalizer.load(path).summary if in_use else None)
