@@ -22,6 +22,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from photobatch.core.config import load_config
 from photobatch.core.hooks import (
     AnalysedPhoto,
     after_analysis,
@@ -33,6 +34,7 @@ from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
 from photobatch.library.index import Index
 from photobatch.library.reviews import Card
 from photobatch.review.cards import CardView, render_card
+from photobatch.scan.pipeline import Scanner
 
 DOCS = Path(__file__).parents[1] / "docs" / "plugins.md"
 FLICKR = ["1000268201_693b08cb0e.jpg", "1001773457_577c3a7d70.jpg", "1002674143_1b742ab4b8.jpg"]
@@ -182,6 +184,36 @@ def test_a_plugin_may_add_commands_but_not_replace_one() -> None:
     assert problems == ["plugin commands: may not replace the command scan"]
     assert CliRunner().invoke(group, ["hello"]).output == "hello from a plugin\n"
     assert CliRunner().invoke(group, ["scan"]).output == "the real scan\n"
+
+
+def test_both_engines_run_the_hook_on_the_driver_alone(
+    installed: list[str], research_data: Path, tmp_path: Path
+) -> None:
+    # The plugin is registered in this process only: the Ray workers never see it, and the
+    # results are the local engine's all the same.
+    if not os.environ.get("CI"):
+        pytest.importorskip("ray")
+
+    def tag(photo: AnalysedPhoto) -> None:
+        photo.set_hashtag("driverside", 1.0)
+
+    install(installed, "driver", Recorder(tag))
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in FLICKR[:2]:
+        shutil.copyfile(research_data / "flickr8k" / "images" / name, root / name)
+    stored = {}
+    for engine in ("local", "ray"):
+        config = load_config(None, index=tmp_path / f"{engine}.db")
+        with Index(config.index) as index:
+            with Scanner(config, index, sidecars=False, progress=False, engine=engine) as scanner:  # type: ignore[arg-type]
+                assert scanner.scan([root]).analyzed == 2
+            records = [index.record(root / name) for name in FLICKR[:2]]
+        stored[engine] = [(r.analysis.hashtags, r.analysis.plugins) for r in records]  # type: ignore[union-attr]
+    assert stored["ray"] == stored["local"]
+    assert all(
+        tags[0] == "driverside" and plugins == "driver@0.1.0" for tags, plugins in stored["ray"]
+    )
 
 
 # -- installed as packages, in a child process ---------------------------------------------------
