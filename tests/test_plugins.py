@@ -314,6 +314,10 @@ def test_an_installed_plugins_tags_reach_the_index_and_the_sidecars(framed: dict
     assert record is not None and record.sha256 is not None
     html = render_card(CardView.of(Card(record)), "/thumb/x", interactive=False)
     assert 'class="chip plugin" title="added by the plugin framing">#square<' in html
+    shown = photobatch(
+        "--index", str(framed["index"]), "show", str(framed["photos"] / FLICKR[0]), env={}
+    )
+    assert "\nplugins:" in shown.stdout and shown.stdout.rstrip().endswith(" framing@0.1")
 
 
 def test_plugins_lists_it_with_its_hooks_and_its_command_runs(framed: dict) -> None:

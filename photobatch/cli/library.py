@@ -179,6 +179,7 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
             labels="; ".join(a.labels),
             post_text=a.post_text,
             models=a.models,
+            plugins=a.plugins,
         )
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))
