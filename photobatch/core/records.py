@@ -9,6 +9,9 @@ the models' ``Analysis`` by ``PhotoRecord.reviewed``.
 
 from __future__ import annotations
 
+import hashlib
+import posixpath
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -210,6 +213,8 @@ class PostMedia:
     path: Path | None = None  # the copy in the index's own folder; None for videos, missing files
     sha256: str | None = None
     embedding: bytes | None = None  # pooled encoder vector, float16 little-endian
+    candidates: list[str] = field(default_factory=list)  # the scan's hashtags of the photo
+    models: str | None = None  # which model versions made ``embedding`` and ``candidates``
 
 
 @dataclass
@@ -221,3 +226,21 @@ class Post:
     caption: str
     hashtags: list[str]  # lowercase, without '#', in caption order
     media: list[PostMedia] = field(default_factory=list)
+
+
+def post_identity(taken_at: str | None, caption: str, uris: Sequence[str]) -> str:
+    """A post's id, from what every export of it says alike, whether or not its media came along.
+
+    The time Instagram recorded for the post is its identity: every layout has it, to the
+    second, and neither a caption edited since, nor media present or missing, nor folders moved
+    between export layouts change it. One account cannot post twice within a second, so two
+    entries of the same second are one post. Without a time the caption and the media file names
+    (not their folders, which layouts move) stand in.
+    """
+    key = ["at", taken_at] if taken_at else ["text", caption, *map(media_name, uris)]
+    return hashlib.sha256("\0".join(key).encode("utf-8")).hexdigest()[:20]
+
+
+def media_name(uri: str) -> str:
+    """A media file's name as an export lists it, without the folders export layouts move."""
+    return posixpath.basename(uri.strip().rstrip("/"))

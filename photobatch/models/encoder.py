@@ -69,8 +69,7 @@ def configure_cpu_threads() -> int:
     (measured here: one 224px image took 2.9 s with 2 threads on 2 busy cores, 44 ms with 1).
     One core is left to the decode workers, which run beside the models during a scan (measured
     with ``photobatch bench`` on 2 cores: 1 torch thread scanned 32 photos in 6.1 s, 2 threads in
-    11.7 s). ``PHOTOBATCH_TORCH_THREADS`` overrides. Scans set torch threads only here; the
-    personal head runs single-threaded inside ``models.personalizer.one_thread``.
+    11.7 s). ``PHOTOBATCH_TORCH_THREADS`` overrides. Scans set torch threads only here.
     """
     import torch
 
