@@ -259,9 +259,12 @@ class StandIn:
     def load(self) -> None:
         """Nothing to load; the scan calls this from its warm-up thread."""
 
-    def analyze(self, hashes: list[str], images: list[object]) -> list[Analysis]:
+    def describe(self, hashes: list[str], images: list[object]) -> list[Analysis]:
         tags = ["cat", "mat", "pets"]
         return [Analysis(h, ["cat"], "a cat on a mat", tags, models=self.models) for h in hashes]
+
+    def repersonalize(self, analyses: list[Analysis]) -> list[Analysis]:
+        return analyses  # no personal head
 
 
 def scanner(tmp_path: Path) -> tuple[Scanner, Index]:

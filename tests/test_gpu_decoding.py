@@ -111,11 +111,14 @@ class CudaStandIn:
     def load(self) -> None:
         """Nothing to load."""
 
-    def analyze(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
+    def describe(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
         assert all(image.shape == (3, 224, 224) for image in images)
         self.batch_sizes.append(len(images))
         tags = ["dog", "pets", "cute"]
         return [Analysis(h, ["dog"], "a dog", tags, models=self.models) for h in hashes]
+
+    def repersonalize(self, analyses: list[Analysis]) -> list[Analysis]:
+        return analyses  # no personal head
 
 
 class RecordingDecoder:

@@ -80,6 +80,9 @@ def test_the_head_and_media_live_in_the_index_own_folder(two_indexes: dict) -> N
 
 def test_the_same_tags_on_every_post_become_habits(two_indexes: dict) -> None:
     assert "12 posts" in two_indexes["trained"]
+    status = photobatch(two_indexes["a"], "status")
+    assert status.exit_code == 0, status.output
+    assert "\npersonalizer: trained (personalizer: 12 posts" in status.output
     tags, head = scanned(two_indexes["a"], two_indexes["photo"])
     assert head is not None
     assert set(DOG_TAGS) <= set(tags)
@@ -106,6 +109,12 @@ def test_three_posts_train_nothing_and_say_why(research_data: Path, tmp_path: Pa
     assert "nothing trained" in trained.output and "3 imported posts" in trained.output
     assert "at least 10" in trained.output
     assert not (tmp_path / "index.db.personal" / "personalizer.pt").exists()
+    status = photobatch(index, "status")
+    assert status.exit_code == 0, status.output
+    assert (
+        "\npersonalizer: 3 imported posts with hashtags: hashtags are not personalized "
+        "(learning your habits takes at least 10)\n" in status.output
+    )
 
 
 # -- the old layout: head and media beside the index, shared by every index in its folder -------

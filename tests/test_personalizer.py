@@ -18,6 +18,7 @@ from photobatch.models.personalizer import (
     FLOOR,
     PersonalHead,
     Personalizer,
+    PersonalizerStatus,
     personalizer_status,
 )
 from photobatch.research.personal import SHIPPED
@@ -121,7 +122,7 @@ def test_user_without_imported_posts_gets_the_plain_pipeline(tmp_path: Path) -> 
         status = personalizer_status(index, tmp_path / FILE_NAME)
     assert not (tmp_path / FILE_NAME).exists()
     assert "no imported posts" in summary
-    assert "no imported posts" in status and "not personalized" in status
+    assert status == PersonalizerStatus(posts=0, tagged=0, trained=None)
     photo = Analysis(
         sha256="0" * 64,
         candidates=["dog", "beach", "sea"],
@@ -263,8 +264,8 @@ def test_train_and_evaluate_from_the_index(tmp_path: Path) -> None:
         index.write_posts(posts)
         summary = train_personalizer(index, tmp_path / FILE_NAME)
         assert (tmp_path / FILE_NAME).is_file() and "41 posts (40 with photos)" in summary
-        assert "41 imported posts" not in personalizer_status(index, tmp_path / FILE_NAME)
-        assert "trained" in personalizer_status(index, tmp_path / FILE_NAME)
+        status = personalizer_status(index, tmp_path / FILE_NAME)
+        assert status.posts == status.tagged == 41 and "41 posts" in (status.trained or "")
         table = evaluate_personalizer(index)
     assert f"| {SHIPPED} |" in table and "latest 8 with a photo test" in table
 

@@ -7,7 +7,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photobatch.models.prior import HashtagPrior, build_prior, default_prior, main_build
+from photobatch.models import hashtags, prior
+from photobatch.models.hashtags import HashtagSuggester
+from photobatch.models.prior import (
+    HashtagPrior,
+    PriorError,
+    PriorFile,
+    build_prior,
+    default_prior,
+    main_build,
+)
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models" / "hashtag_prior.npz"
 
@@ -84,3 +93,29 @@ def test_default_prior_is_the_shipped_file_loaded_once() -> None:
     prior = default_prior()
     assert prior is default_prior()
     assert len(prior) == 997 and "dog" in prior
+
+
+def tiny_prior(vocab: list[str]) -> HashtagPrior:
+    n = len(vocab)
+    return HashtagPrior(tuple(vocab), np.ones(n, np.int64), np.eye(n, 2, dtype=np.float32), 10)
+
+
+def test_a_prior_replaced_in_place_is_read_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The model contract (models/base.py): a model reloads when its file changes, as the hashtag
+    # model of a long-running watch must when the prior is rebuilt under it.
+    for module in (prior, hashtags):
+        monkeypatch.setattr(module, "shipped", lambda name: tmp_path / name)
+    tiny_prior(["dog", "beach"]).save(tmp_path / "hashtag_prior.npz")
+    model = HashtagSuggester()
+    before = model.version
+    assert model.prior.vocab == default_prior().vocab == ("dog", "beach")
+    tiny_prior(["cat", "sofa", "nap"]).save(tmp_path / "hashtag_prior.npz")
+    assert model.version != before  # results of the old prior are stale
+    assert model.prior.vocab == default_prior().vocab == ("cat", "sofa", "nap")
+
+
+def test_an_unreadable_prior_is_one_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(PriorError, match=r"absent\.npz: cannot read this hashtag prior"):
+        PriorFile(tmp_path / "absent.npz").load()

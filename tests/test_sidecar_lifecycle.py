@@ -37,7 +37,7 @@ class Answer:
     def load(self) -> None:
         """Nothing to load."""
 
-    def analyze(self, hashes: list[str], images: list[object]) -> list[Analysis]:
+    def describe(self, hashes: list[str], images: list[object]) -> list[Analysis]:
         caption, tags = self.says
         source = "sat" if caption else "none"
         return [
@@ -45,6 +45,9 @@ class Answer:
                      caption_confidence=0.9 if caption else None)
             for h in hashes
         ]  # fmt: skip
+
+    def repersonalize(self, analyses: list[Analysis]) -> list[Analysis]:
+        return analyses  # no personal head
 
 
 def scan(tmp_path: Path, root: Path, says: tuple[str | None, list[str]], **sidecars: object):

@@ -160,11 +160,14 @@ class _Models:
     def load(self) -> None:
         """Nothing to load."""
 
-    def analyze(self, hashes: list[str], images: list[object]) -> list:
+    def describe(self, hashes: list[str], images: list[object]) -> list:
         from photobatch.core.records import Analysis
 
         tags = ["dog", "pets", "cute"]
         return [Analysis(h, ["dog"], "a dog", tags, models=self.models) for h in hashes]
+
+    def repersonalize(self, analyses: list) -> list:
+        return analyses  # no personal head
 
 
 def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(
@@ -288,10 +291,10 @@ def test_photos_that_arrive_during_the_catch_up_scan_are_indexed(
     analysing, arrived = threading.Event(), threading.Event()
 
     class Slow(_Models):
-        def analyze(self, hashes: list[str], images: list[object]) -> list:
+        def describe(self, hashes: list[str], images: list[object]) -> list:
             analysing.set()
             arrived.wait(timeout=60)  # the catch-up goes on only once the new photos are in
-            return super().analyze(hashes, images)
+            return super().describe(hashes, images)
 
     late = [source.name for source in photos[10:15]]
 
@@ -359,10 +362,10 @@ def test_a_stop_during_the_catch_up_ends_it_after_the_batch_in_hand(
     analysing, stopped = threading.Event(), threading.Event()
 
     class Slow(_Models):
-        def analyze(self, hashes: list[str], images: list[object]) -> list:
+        def describe(self, hashes: list[str], images: list[object]) -> list:
             analysing.set()
             stopped.wait(timeout=60)
-            return super().analyze(hashes, images)
+            return super().describe(hashes, images)
 
     def stop_during_the_catch_up(watch: Watcher, index: Path) -> None:
         assert analysing.wait(timeout=60)

@@ -119,11 +119,24 @@ def personal_status(index: Index, head: Path) -> list[str]:
             "profile:   no Instagram posts imported: hashtags are not personalized "
             "(run 'photobatch import-instagram EXPORT', then 'photobatch train personalizer')"
         ]
-    from photobatch.models.personalizer import personalizer_status
+    from photobatch.models.personalizer import MIN_TAGGED_POSTS, personalizer_status
 
+    state = personalizer_status(index, head)
+    if state.trained is not None:
+        line = f"trained ({state.trained})"
+    elif state.tagged < MIN_TAGGED_POSTS:
+        line = (
+            f"{state.tagged} imported posts with hashtags: hashtags are not personalized "
+            f"(learning your habits takes at least {MIN_TAGGED_POSTS})"
+        )
+    else:
+        line = (
+            f"{state.posts} imported posts, not trained yet: hashtags are not personalized "
+            "(run 'photobatch train personalizer')"
+        )
     return [
-        f"profile:   {len(index.post_ids())} posts; " + ", ".join(t for t, _ in profile),
-        personalizer_status(index, head),
+        f"profile:   {state.posts} posts; " + ", ".join(t for t, _ in profile),
+        f"personalizer: {line}",
     ]
 
 
@@ -183,6 +196,7 @@ def show(
             labels="; ".join(a.labels),
             post_text=a.post_text,
             models=a.models,
+            plugins=a.plugins,
         )
     if as_json:
         click.echo(json.dumps(info, indent=2, ensure_ascii=False))

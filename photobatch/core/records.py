@@ -1,6 +1,7 @@
 """Plain records that flow one way through the pipeline.
 
-discovery -> ``FoundFile`` -> metadata -> ``PhotoMetadata`` -> models -> ``Analysis``;
+discovery -> ``FoundFile`` -> metadata -> ``PhotoMetadata`` -> models -> ``Analysis`` (which
+after-analysis plugins may change, recording what they changed in ``PluginChanges``);
 ``PhotoRecord`` is what the index holds for one path and what sidecar writers and exporters receive;
 a ``Review`` is what the user decided about one content in ``photobatch review``, applied on top of
 the models' ``Analysis`` by ``PhotoRecord.reviewed``.
@@ -60,6 +61,40 @@ class Analysis:
     caption_source: str | None = None  # sat, sat-weak, concept, scene or none (README: Grounding)
     hashtag_scores: dict[str, float] = field(default_factory=dict)  # 0-1 per tag of hashtags
     candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
+    plugins: str | None = None  # the after-analysis plugins that ran on it, "name@version+..."
+    plugin_changes: PluginChanges | None = None  # None: those plugins changed nothing
+
+    def added_by(self, tag: str) -> str | None:
+        """The plugin that added this hashtag (None: the models gave it)."""
+        return self.plugin_changes.tags.get(tag) if self.plugin_changes else None
+
+    def unplugged(self) -> Analysis:
+        """The models' own output, as it was before the after-analysis plugins changed it (its
+        ``hashtags`` still need the personal head)."""
+        changes = self.plugin_changes
+        if changes is None:
+            return replace(self, plugins=None)
+        return replace(
+            self,
+            candidates=list(changes.model_candidates),
+            candidate_scores=dict(changes.model_scores),
+            labels=list(changes.model_labels),
+            plugins=None,
+            plugin_changes=None,
+        )
+
+
+@dataclass
+class PluginChanges:
+    """What after-analysis plugins changed in one analysis: which plugin added each hashtag and
+    label (their provenance), and the models' own candidates and labels from before, so a
+    change of installed plugins applies them again to the models' output without the models."""
+
+    tags: dict[str, str] = field(default_factory=dict)  # candidate hashtag -> plugin that added it
+    labels: dict[str, str] = field(default_factory=dict)  # label -> plugin that added it
+    model_candidates: list[str] = field(default_factory=list)
+    model_scores: dict[str, float] = field(default_factory=dict)
+    model_labels: list[str] = field(default_factory=list)
 
 
 USER_SOURCE = "user"  # ``caption_source`` of a caption the user approved or wrote

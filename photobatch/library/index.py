@@ -19,7 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
-from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
+from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, PluginChanges
 from photobatch.core.text import format_hashtags
 from photobatch.library.posts import PostTables
 from photobatch.library.reviews import ReviewTables, review_from_row
@@ -322,6 +322,8 @@ class Index(PostTables, ReviewTables):
                 "embedding": a.embedding,
                 "models": a.models,
                 "personalized_by": a.personalized_by,
+                "plugins": a.plugins,
+                "plugin_changes": _changes_json(a),
                 "analyzed_at": stamp,
             }
             for a in analyses
@@ -335,26 +337,44 @@ class Index(PostTables, ReviewTables):
                     "UPDATE photos SET first_seen = ? WHERE first_seen IS NULL", [stamp]
                 )
 
-    def unpersonalized(self, head: str | None) -> Iterator[Analysis]:
-        """Analyses whose hashtags were ranked by another personal head (or none) than ``head``."""
-        sql = "SELECT sha256 FROM analyses WHERE coalesce(personalized_by, '') != ?"
-        for (sha256,) in self.db.execute(sql, [head or ""]).fetchall():
+    def unpersonalized(
+        self, head: str | None, plugins: str | None = None, models: str | None = None
+    ) -> Iterator[Analysis]:
+        """Analyses whose hashtags were ranked by another personal head (or none) than ``head``,
+        and those of ``models`` that other after-analysis ``plugins`` ran on, of photos present,
+        analysed before the last scan ended (a plugin that failed in the scan going on is tried
+        again by the next one, not twice in one)."""
+        sql = (
+            "SELECT sha256 FROM analyses WHERE coalesce(personalized_by, '') != ? OR "
+            "(coalesce(plugins, '') != ? AND models = ? AND EXISTS (SELECT 1 FROM photos WHERE "
+            "photos.sha256 = analyses.sha256 AND photos.status = 'ok') AND analyzed_at <= "
+            "(SELECT max(finished_at) FROM scans))"
+        )
+        params = [head or "", plugins or "", models]
+        for (sha256,) in self.db.execute(sql, params).fetchall():
             analysis = self.analysis(sha256)
             if analysis is not None:
                 yield analysis
 
     def set_personal(self, analyses: list[Analysis]) -> None:
-        """Store re-ranked hashtags and post drafts of already analysed photos, in one go."""
+        """Store re-ranked hashtags and post drafts of already analysed photos, with what their
+        after-analysis plugins made of them, in one go."""
         with self.db.atomic():
             for a in analyses:
                 self.db.execute(
                     "UPDATE analyses SET hashtags = ?, hashtag_scores = ?, post_text = ?, "
-                    "personalized_by = ? WHERE sha256 = ?",
+                    "personalized_by = ?, labels = ?, candidates = ?, candidate_scores = ?, "
+                    "plugins = ?, plugin_changes = ? WHERE sha256 = ?",
                     [
                         json.dumps(a.hashtags, ensure_ascii=False),
                         json.dumps(a.hashtag_scores, ensure_ascii=False),
                         a.post_text,
                         a.personalized_by,
+                        json.dumps(a.labels, ensure_ascii=False),
+                        json.dumps(a.candidates, ensure_ascii=False),
+                        json.dumps(a.candidate_scores, ensure_ascii=False),
+                        a.plugins,
+                        _changes_json(a),
                         a.sha256,
                     ],
                 )
@@ -432,4 +452,13 @@ def _to_analysis(row: dict[str, Any]) -> Analysis:
         embedding=row.get("embedding"),
         models=row["models"],
         personalized_by=row["personalized_by"],
+        plugins=row["plugins"],
+        plugin_changes=PluginChanges(**json.loads(row["plugin_changes"]))
+        if row["plugin_changes"]
+        else None,
     )
+
+
+def _changes_json(analysis: Analysis) -> str | None:
+    changes = analysis.plugin_changes
+    return json.dumps(asdict(changes), ensure_ascii=False) if changes is not None else None

@@ -241,6 +241,14 @@ def _key_posts_by_their_own_fields(db: sqlite_utils.Database) -> None:
         db["post_media"].insert_all(items)
 
 
+def _add_plugins(db: sqlite_utils.Database) -> None:
+    """Issue 24: which after-analysis plugins ran on each analysis (``plugins``, compared like
+    ``models``: a change applies them again) and what they changed (``plugin_changes``, JSON:
+    who added which hashtag and label, and the models' own candidates and labels)."""
+    db["analyses"].add_column("plugins", str)
+    db["analyses"].add_column("plugin_changes", str)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _create_v2_posts,
@@ -248,6 +256,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_v4_confidence,
     _add_reviews,
     _key_posts_by_their_own_fields,
+    _add_plugins,
 ]
 
 

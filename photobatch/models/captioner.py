@@ -8,7 +8,6 @@ A checkpoint is a plain dict (tensors, numbers, strings, lists) so it loads with
 
 from __future__ import annotations
 
-import importlib.resources
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from photobatch.core.config import CaptionerConfig
 from photobatch.core.errors import UserError
 from photobatch.models.base import Model
 from photobatch.models.captions import SPECIALS, Vocabulary
+from photobatch.weights import shipped
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +32,7 @@ CHECKPOINT_FORMAT = 1
 
 def shipped_model_path() -> Path:
     """The model committed in the repo's ``models/`` folder (package ``photobatch.weights``)."""
-    return Path(str(importlib.resources.files("photobatch.weights") / SHIPPED_MODEL))
+    return shipped(SHIPPED_MODEL)
 
 
 def save_checkpoint(

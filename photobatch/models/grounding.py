@@ -35,6 +35,7 @@ from photobatch.models.hashtags import (
     normalize_tag,
     suggest_hashtags,
 )
+from photobatch.weights import shipped
 
 if TYPE_CHECKING:
     from photobatch.models.prior import HashtagPrior
@@ -114,12 +115,6 @@ class GroundingError(UserError, ValueError):
     """A grounding weights file that cannot be used; the message names the file and why."""
 
 
-def shipped_heads_path() -> Path:
-    import importlib.resources
-
-    return Path(str(importlib.resources.files("photobatch.weights") / SHIPPED_HEADS))
-
-
 def _softmax(logits: np.ndarray) -> np.ndarray:
     e = np.exp(logits - logits.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
@@ -136,7 +131,7 @@ class Grounding(Model):
 
     def __init__(self, path: Path | None = None, thresholds: Thresholds | None = None) -> None:
         super().__init__()
-        self.path = path or shipped_heads_path()
+        self.path = path or shipped(SHIPPED_HEADS)
         self.thresholds = thresholds or Thresholds()
         self._heads: dict[str, np.ndarray] | None = None
         self._scenes: list[str] = []

@@ -29,7 +29,7 @@ from pathlib import Path
 from photobatch.core.config import HashtagConfig
 from photobatch.core.text import FUNCTION_WORDS, word_list
 from photobatch.models.base import Model
-from photobatch.models.prior import PRIOR_FILE, HashtagPrior, default_prior
+from photobatch.models.prior import PRIOR_FILE, HashtagPrior, default_prior, prior_file
 from photobatch.weights import shipped
 
 GENERIC_NOUNS = word_list(
@@ -291,8 +291,7 @@ class HashtagSuggester(Model):
         self._prior: HashtagPrior | None = None
 
     def files(self) -> tuple[Path, ...]:
-        npz = shipped(PRIOR_FILE)
-        return (npz, npz.with_suffix(".json"))
+        return prior_file(shipped(PRIOR_FILE)).files()
 
     def settings(self) -> dict[str, object]:
         return {"max_tags": self.config.max_tags, "min_tags": self.config.min_tags}

@@ -29,7 +29,7 @@ export without its media), the vote is left out and ``TEXT_WEIGHTS`` rank from t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -259,20 +259,20 @@ class PersonalHead(Model):
         )
 
 
-def personalizer_status(index: Index, path: Path) -> str:
-    """One line for ``photobatch status``."""
+@dataclass(frozen=True)
+class PersonalizerStatus:
+    """Where personalization stands for one index (``photobatch status`` words it)."""
+
+    posts: int  # imported posts
+    tagged: int  # imported posts with hashtags: at least MIN_TAGGED_POSTS to learn habits
+    trained: str | None  # the summary of the head in use; None: hashtags are not personalized
+
+
+def personalizer_status(index: Index, path: Path) -> PersonalizerStatus:
+    """The imported posts and the personal head ``path`` of this index (a head is in use only
+    with enough tagged posts)."""
     posts = index.posts()
-    if not posts:
-        return f"personalizer: {NO_POSTS}"
     tagged = sum(1 for post in posts if post.hashtags)
-    if tagged < MIN_TAGGED_POSTS:
-        return (
-            f"personalizer: {tagged} imported posts with hashtags: hashtags are not personalized "
-            f"(learning your habits takes at least {MIN_TAGGED_POSTS})"
-        )
-    if not path.is_file():
-        return (
-            f"personalizer: {len(posts)} imported posts, not trained yet: hashtags are "
-            "not personalized (run 'photobatch train personalizer')"
-        )
-    return f"personalizer: trained ({Personalizer.load(path).summary})"
+    in_use = tagged >= MIN_TAGGED_POSTS and path.is_file()
+    summary = Personalizer.load(path).summary if in_use else None
+    return PersonalizerStatus(len(posts), tagged, summary)

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from photobatch.core.errors import UserError
+from photobatch.models.base import Model
 from photobatch.weights import shipped
 
 PRIOR_FILE = "hashtag_prior.npz"
@@ -191,10 +193,49 @@ def main_build(harrison_dir: Path, out: Path) -> str:
     )
 
 
+class PriorError(UserError, ValueError):
+    """A hashtag prior file that cannot be read; the message names the file and why."""
+
+
+class PriorFile(Model):
+    """A prior on disk as a ``Model``: read on first use, and again once its files change."""
+
+    name = "prior"
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+        self._prior: HashtagPrior | None = None
+
+    def files(self) -> tuple[Path, ...]:
+        return (self.path.with_suffix(".npz"), self.path.with_suffix(".json"))
+
+    def _load(self) -> None:
+        try:
+            self._prior = HashtagPrior.load(self.path)
+        except (OSError, KeyError, ValueError) as exc:
+            raise PriorError(
+                f"{self.path}: cannot read this hashtag prior ({type(exc).__name__}: {exc}): "
+                "reinstall photobatch, or rebuild it with 'photobatch build-prior'"
+            ) from exc
+
+    @property
+    def prior(self) -> HashtagPrior:
+        self.load()
+        assert self._prior is not None
+        return self._prior
+
+
 @cache
+def prior_file(path: Path) -> PriorFile:
+    """The one ``PriorFile`` of this process for ``path``."""
+    return PriorFile(path)
+
+
 def default_prior() -> HashtagPrior:
-    """The prior shipped in ``models/`` (``photobatch.weights``), loaded once per process."""
-    return HashtagPrior.load(shipped(PRIOR_FILE))
+    """The prior shipped in ``models/`` (``photobatch.weights``): read once, and again when the
+    file changes, as the model contract (``models.base``) says of every model."""
+    return prior_file(shipped(PRIOR_FILE)).prior
 
 
 def harrison_idf(prior: HashtagPrior) -> Callable[[str], float]:

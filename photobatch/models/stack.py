@@ -60,12 +60,13 @@ class Analyzer:
         return "+".join(model.tag for model in self.image_models)
 
     def analyze(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
-        """The results a scan stores for these photos: ``describe``, then the personal head."""
+        """These photos' results: ``describe``, then the personal head (a scan runs the
+        after-analysis plugins between the two)."""
         return self.repersonalize(self.describe(hashes, images))
 
     def describe(self, hashes: list[str], images: list[torch.Tensor]) -> list[Analysis]:
         """The image models' results, not yet personalized (the personal head belongs to an
-        index, so on a cluster its scan's driver applies it)."""
+        index, so the scan's driver applies it, whichever engine ran this)."""
         import torch
 
         self.load()

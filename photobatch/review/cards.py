@@ -19,6 +19,7 @@ PROVENANCE = {
     "photo": "from the photo",
     "habit": "from your habits (personalized)",
     "you": "added by you",
+    "plugin": "added by the plugin {plugin}",
 }
 
 
@@ -44,11 +45,14 @@ class CardView:
         return self.review.state
 
     def provenance(self, tag: str) -> str:
-        """Where a hashtag came from: the user, their habits (the personal ranking brought a
-        tag the photo's own list did not have) or the photo."""
+        """Where a hashtag came from: the user, a plugin (``photobatch_after_analysis``), their
+        habits (the personal ranking brought a tag the photo's own list did not have) or the
+        photo."""
         if tag in self.review.added:
             return "you"
         model = self.model
+        if model.added_by(tag):
+            return "plugin"
         if model.personalized_by and tag in model.hashtags and tag not in model.candidates:
             return "habit"
         return "photo"
@@ -150,6 +154,7 @@ def _chip(view: CardView, tag: str, interactive: bool, *, suggested: bool = Fals
     origin = "suggested" if suggested else view.provenance(tag)
     score = view.score(tag)
     label = "suggested by a newer model" if suggested else PROVENANCE[origin]
+    label = label.format(plugin=view.model.added_by(tag))
     number = f'<span class="score">{score:.2f}</span>' if score is not None else ""
     if not interactive:
         button = ""

@@ -233,7 +233,7 @@ class RayEngine:
         analyses = self._get(batch.analyses)
         for item, error in zip(batch.picked, self._get(batch.errors), strict=True):
             item.error = error
-        return Processed(batch.items, batch.picked, self.analyzer.repersonalize(analyses))
+        return Processed(batch.items, batch.picked, analyses)
 
     def _get(self, ref: Any) -> Any:
         """``ray.get``, with a failure inside the models turned into the scan's one-line error."""

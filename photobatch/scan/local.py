@@ -139,7 +139,7 @@ class LocalEngine:
             from photobatch.models.captioner import CheckpointError
 
             try:
-                analyses = self._analyzer().analyze(
+                analyses = self._analyzer().describe(
                     [item.sha256 for item in decoded],  # type: ignore[misc]
                     [item.image for item in decoded],  # type: ignore[misc]
                 )

@@ -2,8 +2,9 @@
 
 Data flows one way. Work happens in batches: an engine hashes, reads EXIF, decodes and runs the
 models (``scan.local`` in this process, ``scan.cluster`` on a Ray cluster); this module, on the
-machine that owns the index, decides what needs the models, writes the sidecars and commits one
-index transaction per batch. A photo whose content is already analysed by the current model
+machine that owns the index, decides what needs the models, runs the plugins' hooks and the
+personal head on their output (``scan.hooks``), writes the sidecars and commits one index
+transaction per batch. A photo whose content is already analysed by the current model
 versions (unchanged, moved, renamed, copied) never reaches the models, and torch is imported only
 when some photo does; a photo analysed by other versions (a retrained captioner, a new beam size)
 is analysed again, its file unchanged or not, and ``reanalyse`` does so for every photo.
@@ -18,18 +19,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
 from tqdm import tqdm
 
 from photobatch.core.config import Config
+from photobatch.core.hooks import analysis_plugins
 from photobatch.core.lock import SidecarLock
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
 from photobatch.library.discovery import is_image_name, walk
 from photobatch.library.index import Index
 from photobatch.library.schema import now
 from photobatch.library.sidecars import SidecarSync
+from photobatch.scan.hooks import analysed, committed, reapplied
 from photobatch.scan.local import LocalEngine
 from photobatch.scan.summary import ScanError, ScanSummary
 from photobatch.scan.work import Item, Pick, Processed
@@ -185,16 +189,20 @@ class Scanner:
                 summary.problems.extend(problems)
 
     def _refresh_personal(self, roots: list[Path], summary: ScanSummary) -> None:
-        """Re-rank photos analysed before the personal head was (re)trained or removed.
+        """Re-rank photos analysed before the personal head was (re)trained or removed, and
+        apply the after-analysis plugins again to those analysed before they changed.
 
         Costs one SQL query when nothing changed; torch is imported only when something did.
         """
-        stale = list(self.index.unpersonalized(self.analyzer.personal.id))
+        head, models = self.analyzer.personal.id, self.analyzer.models
+        stale = list(self.index.unpersonalized(head, analysis_plugins(), models))
         if not stale:
             return
-        updated = self.analyzer.repersonalize(stale)
+        scanned = partial(is_below, roots=roots)
+        replugged = reapplied(self.index, stale, models, summary, self.config.batch_size, scanned)
+        updated = self.analyzer.repersonalize(replugged)
         self.index.set_personal(updated)
-        summary.personalized = len(updated)
+        summary.personalized = sum(a.personalized_by != head for a in stale)
         if self.sidecars is not None:
             paths = self.index.paths_with(a.sha256 for a in updated).values()
             self._rewrite_sidecars(
@@ -305,6 +313,7 @@ class Scanner:
             file=sys.stderr,
         ) as bar:
             for batch in self.engine.process(todo, pick):
+                batch.analyses = self.analyzer.repersonalize(analysed(batch, summary))
                 self.commit(batch, summary, claimed)
                 for item in batch.analysed:  # in the index now; a failure stays its copies'
                     if item.error is None:
@@ -336,6 +345,7 @@ class Scanner:
             if self.sidecars is not None:
                 self._write_sidecars(batch.items, {a.sha256: a for a in batch.analyses}, summary)
             self._commit_rows(batch, summary)
+        committed(self.index, batch, summary)
 
     def _commit_rows(self, batch: Processed, summary: ScanSummary) -> None:
         rows = []

@@ -25,6 +25,8 @@ class ScanSummary:
     still_unreadable: int = 0  # unchanged files that an earlier scan found unreadable
     missing: int = 0
     personalized: int = 0  # photos analysed earlier, re-ranked by a newly trained personal head
+    replugged: int = 0  # photos analysed earlier, their after-analysis plugins applied again
+    plugin_errors: int = 0  # plugin hooks that raised (each in ``problems``)
     sidecar_problems: int = 0
     stopped: bool = False  # a stop signal ended it after a batch: the next scan does the rest
     seconds: float = 0.0
@@ -47,6 +49,10 @@ class ScanSummary:
             parts.append(f"{self.reanalysed} re-analysed (new models or --reanalyse)")
         if self.personalized:
             parts.append(f"{self.personalized} re-ranked by your personal head")
+        if self.replugged:
+            parts.append(f"{self.replugged} re-tagged by changed plugins")
+        if self.plugin_errors:
+            parts.append(f"{self.plugin_errors} plugin errors")
         if self.sidecar_problems:
             parts.append(f"{self.sidecar_problems} sidecar problems")
         if self.stopped:

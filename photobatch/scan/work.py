@@ -39,7 +39,8 @@ class Item:
 class Processed:
     """A batch back from an engine: every item identified (hash, EXIF or its error), the items
     the models were asked for (``analysed``, a failed decode as their ``error``) and their
-    results, in the order of the ones that decoded."""
+    results, in the order of the ones that decoded: the models' output, which the scan hands to
+    the after-analysis plugins and the personal head before it commits."""
 
     items: list[Item]
     analysed: list[Item]
