@@ -47,7 +47,9 @@ class SidecarConfig:
     formats: tuple[str, ...] = ("xmp",)  # installed writers to run; "json" is available too
     naming: Literal["extension", "basename"] = "extension"  # IMG_1.jpg.xmp or IMG_1.xmp
     mirror_dir: Path | None = None  # write sidecars under this folder instead of beside photos
-    min_caption_confidence: float = 0.3  # weaker captions are not written as a description
+    # A caption less likely than this to name only what the photo shows is not written as a
+    # description: the describe point of the shipped grounding (models/GROUNDING.md).
+    min_caption_confidence: float = 0.5
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ class Analysis:
     caption_source: str | None = None  # sat, sat-weak, concept, scene or none (README: Grounding)
     hashtag_scores: dict[str, float] = field(default_factory=dict)  # 0-1 per tag of hashtags
     candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
+    objects: dict[str, float] = field(default_factory=dict)  # supported objects: probability
 
 
 @dataclass

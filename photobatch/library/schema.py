@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
+from photobatch.core.objects import search_terms
 from photobatch.core.records import PhotoMetadata
 
 METADATA_COLUMNS = [f.name for f in fields(PhotoMetadata)]
@@ -171,11 +172,33 @@ def _add_v4_confidence(db: sqlite_utils.Database) -> None:
     db["analyses"].add_column("candidate_scores", str)
 
 
+def _add_search_objects(db: sqlite_utils.Database) -> None:
+    """Search what grounding supports (issue 21): the objects a photo shows, and one column of
+    search terms in which a multi-word name is one term ('hot dog' is no dog).
+
+    ``objects`` is a JSON object ``{class: probability}``; ``terms`` holds the caption's terms,
+    singular, and the objects' (``photobatch.core.objects.search_terms``). The full-text index
+    covers ``terms`` and ``hashtags`` instead of the caption and the ImageNet labels, which
+    named what a photo might show ('hotdog, hot dog' matched 'dog'). Older analyses get the
+    terms of their caption; the next scan, which analyses them again with the new grounding,
+    adds their objects.
+    """
+    db["analyses"].add_column("objects", str)
+    db["analyses"].add_column("terms", str)
+    rows = db.execute("SELECT rowid, caption FROM analyses WHERE caption IS NOT NULL").fetchall()
+    for rowid, caption in rows:
+        terms = " ".join(search_terms(caption))
+        db.execute("UPDATE analyses SET terms = ? WHERE rowid = ?", [terms, rowid])
+    db["analyses"].disable_fts()
+    db["analyses"].enable_fts(["terms", "hashtags"], create_triggers=True)
+
+
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v1,
     _create_v2_posts,
     _add_v3_candidates,
     _add_v4_confidence,
+    _add_search_objects,
 ]
 
 
