@@ -120,7 +120,9 @@ def test_attention_sheet_holds_the_photo_and_one_panel_per_word(size: int, tmp_p
     Image.new("RGB", (320, 240), (40, 120, 200)).save(photo)
     words = [f"w{i}" for i in range(size)]
     result = CaptionResult(" ".join(words), words, torch.softmax(torch.randn(size, 49), dim=1))
-    with Image.open(render_attention(photo, result, tmp_path / "sheet.png")) as sheet:
+    with open(tmp_path / "sheet.png", "wb") as out:
+        render_attention(photo, result, out)
+    with Image.open(tmp_path / "sheet.png") as sheet:
         panels = size + 1
         assert sheet.size == (
             min(panels, COLUMNS) * PANEL,

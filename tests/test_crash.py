@@ -100,13 +100,18 @@ def test_kill_9_at_any_moment_then_rescan_loses_nothing(
                 [SidecarConfig().min_caption_confidence],
             ).fetchall()
         )
+        tagged = {p for (p,) in db.execute(
+            "SELECT path FROM photos JOIN analyses USING (sha256) WHERE hashtags != '[]'"
+        )}  # fmt: skip
+    # A photo with nothing to say (no caption shown, no hashtag) has no sidecar.
+    saying = sorted(Path(p).name for p in captions if captions[p] or p in tagged)
     assert sorted(Path(p).name for p, _, _ in photos) == sorted(originals)
     assert {status for _, _, status in photos} == {"ok"}
     assert {sha for _, sha, _ in photos} == set(analysed)  # each content analysed exactly once
     assert len(analysed) == PHOTOS and all(analysed.values())
 
     sidecars = sorted(root.glob("*.xmp"))
-    assert [p.name for p in sidecars] == sorted(f"{name}.xmp" for name in originals)
+    assert [p.name for p in sidecars] == [f"{name}.xmp" for name in saying]
     assert all(p.stat().st_size > 0 for p in sidecars)
     read = subprocess.run(
         ["exiftool", "-j", "-XMP-dc:Description", *map(str, sidecars)],
@@ -119,7 +124,7 @@ def test_kill_9_at_any_moment_then_rescan_loses_nothing(
         assert entry.get("Description") == captions[photo]
 
     assert sorted(p.name for p in root.iterdir()) == sorted(
-        [*originals, *(f"{name}.xmp" for name in originals)]
+        [*originals, *(f"{name}.xmp" for name in saying)]
     )  # no temp files left behind
     assert {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in root.glob("*.jpg")
@@ -128,7 +133,7 @@ def test_kill_9_at_any_moment_then_rescan_loses_nothing(
 
 def test_a_killed_runs_temp_sidecar_is_removed_and_nothing_else(tmp_path: Path) -> None:
     from photobatch.core.config import load_config
-    from photobatch.core.records import PhotoRecord
+    from photobatch.core.records import Analysis, PhotoRecord
     from photobatch.library.sidecars import SidecarSync
 
     photo = tmp_path / "IMG_0001.jpg"
@@ -141,7 +146,10 @@ def test_a_killed_runs_temp_sidecar_is_removed_and_nothing_else(tmp_path: Path) 
     for path in (stale, theirs):
         os.utime(path, (past, past))
     config = load_config(None, index=tmp_path / "index.db")
-    problems = SidecarSync(config.sidecars).write(PhotoRecord(photo, "0" * 64, "ok"))
+    analysis = Analysis("0" * 64, caption="a dark square", hashtags=["dark"])
+    problems = SidecarSync(config.sidecars).write(
+        PhotoRecord(photo, "0" * 64, "ok", analysis=analysis)
+    )
     assert problems == []
     assert not stale.exists() and theirs.exists()
     assert (tmp_path / "IMG_0001.jpg.xmp").stat().st_size > 0

@@ -188,3 +188,29 @@ def test_large_exports_are_streamed(exporter: Any) -> None:
     sink = WriteSizes()
     assert exporter.export(many_rows(100_000), COLUMNS, sink) == 100_000
     assert sink.largest < 200
+
+
+def test_hashtag_scores_are_an_object_in_json_and_json_text_in_csv(tmp_path: Path) -> None:
+    """A JSON export stored them as a JSON string inside JSON: a script had to decode twice."""
+    from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+
+    scores = {"pizza": 0.9, "café": 0.55}
+    with Index(tmp_path / "index.db") as index:
+        found = FoundFile(Path("/photos/a.jpg"), 1, 1)
+        analysis = Analysis("a" * 64, caption="a pizza", hashtags=list(scores))
+        analysis.hashtag_scores = scores
+        index.write_batch([(found, PhotoMetadata(), "a" * 64, "ok", None)], [analysis])
+        broken = FoundFile(Path("/photos/b.jpg"), 1, 1)
+        index.write_batch([(broken, None, None, "error", "not an image")], [])
+
+    def export(fmt: str) -> str:
+        args = ["--index", str(tmp_path / "index.db"), "export", "--format", fmt]
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert [r["hashtag_scores"] for r in json.loads(export("json"))] == [scores, None]
+    lines = export("jsonl").splitlines()
+    assert [json.loads(line)["hashtag_scores"] for line in lines] == [scores, None]
+    cells = [r["hashtag_scores"] for r in csv.DictReader(io.StringIO(export("csv")))]
+    assert [json.loads(cells[0]), cells[1]] == [scores, ""]

@@ -114,3 +114,30 @@ def test_a_file_name_with_a_newline_cannot_forge_a_watch_log_line() -> None:
     )
     line = OneLineLog("%(name)s: %(message)s").format(record)
     assert line == "photobatch.watch: processed a\\nphotobatch: 0 new"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["watch", "--settle", "nan"], "'--settle' must be a finite number, not nan"),
+        (["watch", "--settle", "1e400"], "'--settle' must be a finite number, not inf"),
+        (["watch", "--settle", "90000"], "'--settle' must be a number from 0 to 86400"),
+        (
+            ["scan", "--engine", "ray", "--ray-address", "h" * 300 + ":6379"],
+            "does not name a host (at most 253 characters",
+        ),
+    ],
+)
+def test_command_line_numbers_and_hosts_are_checked_as_the_configs(
+    tmp_path: Path, library: Path, args: list[str], message: str
+) -> None:
+    line = one_line(run(tmp_path, *args, str(library)))
+    assert message in line and len(line) < 300
+    assert not (tmp_path / "index.db").exists()  # refused before anything was opened
+
+
+def test_a_config_number_of_5000_digits_is_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(f"batch_size: {'9' * 5000}\n")
+    line = one_line(run(tmp_path, "--config", str(config), "status"))
+    assert line.startswith(f"photobatch: {config}: not a usable config: Exceeds the limit")

@@ -157,3 +157,22 @@ def test_fts_syntax_in_a_search_is_searched_as_plain_words(
     assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [
         str(tmp_path / "photo0000.jpg")
     ]
+
+
+def test_the_read_only_files_a_refused_scan_left_do_not_outlive_the_fix(tmp_path: Path) -> None:
+    """SQLite makes ``-wal`` and ``-shm`` with the index's permissions. Opened while the index was
+    read-only, they stayed read-only after the user made it writable again, and every later scan
+    said "read-only". The index's owner's permissions are given back to them at open."""
+    db = tmp_path / "index.db"
+    Index(db).close()
+    db.chmod(0o444)
+    reader = sqlite3.connect(db)  # what any command on the read-only index leaves behind
+    reader.execute("SELECT count(*) FROM photos").fetchone()
+    leftovers = [Path(f"{db}-wal"), Path(f"{db}-shm")]
+    for path in leftovers:
+        assert path.exists() and path.stat().st_mode & 0o777 == 0o444
+    db.chmod(0o644)  # the user's fix
+    with Index(db) as index:
+        assert [path.stat().st_mode & 0o777 for path in leftovers] == [0o644, 0o644]
+        fill(index, tmp_path)
+    reader.close()

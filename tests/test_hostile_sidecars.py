@@ -229,8 +229,8 @@ def test_move_never_clobbers_or_takes_a_sidecar_photobatch_did_not_write(
     (root / "b.jpg").rename(root / "d.jpg")
     summary, _, _ = scan(tmp_path, root)
     assert summary.problems == []
+    # a.jpg.xmp, photobatch's alone, did not move (c.jpg already had one), and went with a.jpg.
     assert sorted(p.name for p in root.glob("*.xmp")) == [
-        "a.jpg.xmp",  # photobatch's, but c.jpg already had one: left where it was
         "b.jpg.xmp",  # the user's: never moved
         "c.jpg.xmp",
         "d.jpg.xmp",

@@ -1,11 +1,12 @@
 """Instagram export import: every layout, every quirk, built here from real Flickr8k photos.
 
 The exports are written into tmp folders (and zips) the way Instagram writes them: later layouts
-escape each UTF-8 byte of every string as ``\\u00XX``. The encoder is loaded once for the module.
+escape each UTF-8 byte of every string as ``\\u00XX``. The analyzer is loaded once for the module.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -15,13 +16,12 @@ import time
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
-from photobatch.core.records import Post
+from photobatch.core.records import Analysis, Post, post_identity
 from photobatch.core.text import caption_terms, extract_hashtags
 from photobatch.instagram.export import (
     JSON_LIMIT,
@@ -88,36 +88,38 @@ def photos(research_data: Path) -> list[Path]:
     return sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[:5]
 
 
-class OncePerPhotoEncoder:
-    """The real encoder, loaded once and run once per distinct photo for the whole module.
+class OncePerPhotoAnalyzer:
+    """The scan's real model set, run once per distinct photo for the whole module.
 
-    Every test imports the same few photos into a fresh index; encoding them again each time
+    Every test imports the same few photos into a fresh index; analysing them again each time
     would only repeat identical work on a shared CPU.
     """
 
     def __init__(self) -> None:
-        from photobatch.models.encoder import ImageEncoder
+        from photobatch.core.config import Config
+        from photobatch.models.stack import model_set
 
-        self.inner = ImageEncoder("cpu")
-        self.cache: dict[bytes, Any] = {}
+        self.inner = model_set(Config(), "cpu")
+        self.models = self.inner.models
+        self.cache: dict[bytes, Analysis] = {}
+        self.runs = 0  # photos the models actually ran on
 
-    def load(self) -> None:
-        self.inner.load()
-
-    def encode(self, batch: Any) -> Any:
-        import torch
-
-        keys = [hashlib.sha256(row.numpy().tobytes()).digest() for row in batch]
+    def describe(self, hashes: list[str], images: list[Any]) -> list[Analysis]:
+        keys = [hashlib.sha256(image.numpy().tobytes()).digest() for image in images]
         todo = [i for i, key in enumerate(keys) if key not in self.cache]
         if todo:
-            pooled = self.inner.encode(batch[todo]).pooled
-            self.cache.update({keys[i]: row for i, row in zip(todo, pooled, strict=True)})
-        return SimpleNamespace(pooled=torch.stack([self.cache[key] for key in keys]))
+            found = self.inner.describe([hashes[i] for i in todo], [images[i] for i in todo])
+            self.cache.update({keys[i]: a for i, a in zip(todo, found, strict=True)})
+            self.runs += len(todo)
+        return [
+            dataclasses.replace(self.cache[key], sha256=sha)
+            for key, sha in zip(keys, hashes, strict=True)
+        ]
 
 
 @pytest.fixture(scope="module")
-def encoder() -> OncePerPhotoEncoder:
-    return OncePerPhotoEncoder()  # the importer loads it on first need
+def analyzer() -> OncePerPhotoAnalyzer:
+    return OncePerPhotoAnalyzer()  # the models load on first need
 
 
 def instagram_json(data: Any) -> str:
@@ -204,13 +206,18 @@ def write_media_json(
     return path
 
 
-def write_export(root: Path, layout: str, photos: list[Path], posts: Any = None) -> Path:
+def write_export(
+    root: Path, layout: str, photos: list[Path], posts: Any = None, media: bool = True
+) -> Path:
+    """An export of ``posts`` (default ``ACCOUNT``); ``media=False`` leaves the media files out,
+    as real exports often come."""
     posts = ACCOUNT if posts is None else posts
     if layout == "2018":
         write_media_json(root, posts, photos)
     else:
         write_posts_json(root, layout, posts, photos)
-    write_media(root, posts, photos)
+    if media:
+        write_media(root, posts, photos)
     return root
 
 
@@ -227,10 +234,10 @@ def summary_of(index: Index) -> list[tuple[str | None, str, list[str], list[str]
 
 
 def run_import(
-    tmp_path: Path, sources: list[Path], encoder: Any, name: str = "index.db"
+    tmp_path: Path, sources: list[Path], analyzer: Any, name: str = "index.db"
 ) -> tuple[Index, ImportSummary]:
     index = Index(tmp_path / "data" / name)
-    return index, import_instagram(index, sources, encoder)
+    return index, import_instagram(index, sources, analyzer)
 
 
 # -- pure parsing ---------------------------------------------------------------------------------
@@ -326,14 +333,14 @@ def test_malformed_posts_json_names_the_file_and_post(data: Any, problem: str) -
 @pytest.mark.parametrize("packed", ["folder", "zip"])
 @pytest.mark.parametrize("layout", ["2018", "2021", "2023", "2025"])
 def test_every_layout_imports_every_post_exactly(
-    tmp_path: Path, photos: list[Path], encoder: Any, layout: str, packed: str
+    tmp_path: Path, photos: list[Path], analyzer: Any, layout: str, packed: str
 ) -> None:
     export = write_export(tmp_path / "export", layout, photos)
     if layout != "2018":
         raw = next(export.rglob("posts_1.json")).read_text(encoding="ascii")
         assert "\\u00f0\\u009f\\u0098\\u008d" in raw  # 😍, escaped byte by byte as Instagram does
     source = zip_folder(export, tmp_path / "export.zip") if packed == "zip" else export
-    index, summary = run_import(tmp_path, [source], encoder)
+    index, summary = run_import(tmp_path, [source], analyzer)
     assert summary_of(index) == EXPECTED
     assert (summary.posts, summary.new, summary.photos, summary.videos) == (5, 5, 5, 2)
     assert summary.problems == []
@@ -341,7 +348,7 @@ def test_every_layout_imports_every_post_exactly(
 
 
 def test_multi_part_export_merges_posts_and_finds_media_in_any_part(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     first, second = tmp_path / "part1", tmp_path / "part2"
     write_posts_json(first, "2025", ACCOUNT[:3], photos, number=1)
@@ -352,26 +359,26 @@ def test_multi_part_export_merges_posts_and_finds_media_in_any_part(
         zip_folder(first, tmp_path / "instagram-me-2025-01-01-part1.zip"),
         zip_folder(second, tmp_path / "instagram-me-2025-01-01-part2.zip", prefix="me_2025/"),
     ]
-    index, summary = run_import(tmp_path, parts, encoder)
+    index, summary = run_import(tmp_path, parts, analyzer)
     assert summary_of(index) == EXPECTED
     assert summary.problems == []
     assert all(m.path for p in index.posts() for m in p.media if m.kind == "photo")
 
 
 def test_reimport_is_idempotent_across_formats_too(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = zip_folder(write_export(tmp_path / "x", "2023", photos), tmp_path / "old.zip")
-    index, first = run_import(tmp_path, [export], encoder)
+    index, first = run_import(tmp_path, [export], analyzer)
     before = index.posts()
     stamps = list(index.db.execute("SELECT id, imported_at FROM posts ORDER BY id"))
     counts = (index.db["posts"].count, index.db["post_media"].count)
 
-    _, again = run_import(tmp_path, [export], encoder)
+    _, again = run_import(tmp_path, [export], analyzer)
     assert (again.posts, again.new, again.encoded) == (5, 0, 0)  # embeddings reused
     newer = write_export(tmp_path / "y", "2025", photos)
     legacy = write_export(tmp_path / "z", "2018", photos)
-    _, merged = run_import(tmp_path, [newer, legacy], encoder)
+    _, merged = run_import(tmp_path, [newer, legacy], analyzer)
     assert (merged.posts, merged.new) == (5, 0)
 
     assert first.encoded == 5
@@ -381,11 +388,120 @@ def test_reimport_is_idempotent_across_formats_too(
     assert summary_of(index) == EXPECTED
 
 
+def test_importing_again_with_or_without_the_media_adds_no_post(
+    tmp_path: Path, photos: list[Path], analyzer: Any
+) -> None:
+    bare = write_export(tmp_path / "bare", "2025", photos, media=False)
+    full = write_export(tmp_path / "full", "2025", photos)
+    index, first = run_import(tmp_path, [bare], analyzer)
+    assert (first.posts, first.new, first.photos, first.without_photo) == (5, 5, 5, 5)
+    assert len(first.missing) == 7 and first.problems == []  # five photos, two videos
+    assert not any(m.embedding for p in index.posts() for m in p.media)
+    ids = [p.id for p in index.posts()]
+
+    _, with_media = run_import(tmp_path, [full], analyzer)
+    assert (with_media.posts, with_media.new, with_media.total) == (5, 0, 5)
+    assert with_media.missing == [] and with_media.without_photo == 1  # the video-only post
+    encoded = [m for p in index.posts() for m in p.media if m.kind == "photo"]
+    assert len(encoded) == 5 and all(m.embedding and m.candidates for m in encoded)
+
+    _, bare_again = run_import(tmp_path, [bare], analyzer)
+    _, full_again = run_import(tmp_path, [full], analyzer)
+    assert (bare_again.new, full_again.new, full_again.encoded) == (0, 0, 0)
+    assert [p.id for p in index.posts()] == ids and summary_of(index) == EXPECTED
+    kept = [m for p in index.posts() for m in p.media if m.kind == "photo"]
+    assert [(m.sha256, m.embedding) for m in kept] == [(m.sha256, m.embedding) for m in encoded]
+    assert index.db["posts"].count == 5
+
+
+def test_a_later_export_that_overlaps_updates_posts_in_place(
+    tmp_path: Path, photos: list[Path], analyzer: Any
+) -> None:
+    old = write_export(tmp_path / "old", "2023", photos, ACCOUNT[:4])
+    edited = (ACCOUNT[3][0], "#dog#puppy run! @friend #dog #zoomies", ACCOUNT[3][2])
+    new = write_export(tmp_path / "new", "2025", photos, [*ACCOUNT[2:3], edited, ACCOUNT[4]], False)
+    index, _ = run_import(tmp_path, [old], analyzer)
+    _, later = run_import(tmp_path, [new], analyzer)
+    assert (later.posts, later.new, later.total) == (3, 1, 5)
+    posts = index.posts()
+    assert [p.hashtags for p in posts][3] == ["dog", "puppy", "zoomies"]
+    assert posts[3].media[0].embedding is not None  # the photo of the first import stays
+
+
+def test_the_upgrade_merges_the_posts_an_older_import_added_twice(tmp_path: Path) -> None:
+    """Older ids hashed the media when the export had them and time and caption when not: an
+    index holding both copies of a post keeps one, with its photo and its first import time."""
+    import sqlite_utils
+
+    from photobatch.library.schema import MIGRATIONS, _key_posts_by_their_own_fields
+
+    path = tmp_path / "index.db"
+    db = sqlite_utils.Database(path)
+    before = MIGRATIONS.index(_key_posts_by_their_own_fields)
+    for migrate in MIGRATIONS[:before]:
+        migrate(db)
+    db.execute(f"PRAGMA user_version = {before}")
+    at, caption = "2021-03-01T12:00:00+00:00", "Café #paris"
+    vector = np.ones(1280, "<f2").tobytes()
+    db["posts"].insert_all(
+        [
+            {
+                "id": "by-time",
+                "taken_at": at,
+                "caption": caption,
+                "hashtags": '["paris"]',
+                "imported_at": "2024-01-01T00:00:00+00:00",
+            },
+            {
+                "id": "by-media",
+                "taken_at": at,
+                "caption": caption,
+                "hashtags": '["paris"]',
+                "imported_at": "2024-02-01T00:00:00+00:00",
+            },
+            {
+                "id": "other",
+                "taken_at": "2021-04-01T12:00:00+00:00",
+                "caption": "",
+                "hashtags": "[]",
+                "imported_at": "2024-01-01T00:00:00+00:00",
+            },
+        ]
+    )
+    db["post_media"].insert_all(
+        [
+            {"post_id": "by-time", "position": 0, "kind": "photo", "uri": "media/a.jpg"},
+            {
+                "post_id": "by-media",
+                "position": 0,
+                "kind": "photo",
+                "uri": "media/a.jpg",
+                "path": "/x/aa.jpg",
+                "sha256": "aa",
+                "embedding": vector,
+            },
+        ]
+    )
+    db.close()
+    with Index(path) as index:
+        posts = index.posts()
+        stamps = [r[0] for r in index.db.execute("SELECT imported_at FROM posts ORDER BY taken_at")]
+    assert [(p.taken_at, p.caption) for p in posts] == [
+        (at, caption),
+        ("2021-04-01T12:00:00+00:00", ""),
+    ]
+    assert [(m.uri, m.sha256, m.embedding) for m in posts[0].media] == [
+        ("media/a.jpg", "aa", vector)
+    ]
+    assert stamps[0] == "2024-01-01T00:00:00+00:00"
+    assert posts[0].id == post_identity(at, caption, ["media/a.jpg"])
+
+
 def test_photos_are_copied_by_content_and_carry_their_embedding(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = write_export(tmp_path / "export", "2021", photos)
-    index, _ = run_import(tmp_path, [export], encoder)
+    index, _ = run_import(tmp_path, [export], analyzer)
     shutil.rmtree(export)
 
     from photobatch.library.imaging import load_image
@@ -408,8 +524,8 @@ def test_photos_are_copied_by_content_and_carry_their_embedding(
     assert sorted(photo_hashes) == sorted(expected)
 
 
-def test_export_table_posts(tmp_path: Path, photos: list[Path], encoder: Any) -> None:
-    index, _ = run_import(tmp_path, [write_export(tmp_path / "e", "2025", photos)], encoder)
+def test_export_table_posts(tmp_path: Path, photos: list[Path], analyzer: Any) -> None:
+    index, _ = run_import(tmp_path, [write_export(tmp_path / "e", "2025", photos)], analyzer)
     rows = list(index.export_rows("posts"))
     assert [list(r) for r in rows] == [["id", "taken_at", "caption", "hashtags", "media"]] * 5
     assert [r["hashtags"] for r in rows] == [
@@ -425,12 +541,12 @@ def test_export_table_posts(tmp_path: Path, photos: list[Path], encoder: Any) ->
 
 
 def test_undecodable_photo_keeps_its_post_and_is_reported(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = write_export(tmp_path / "e", "2025", photos)
     broken = export / media_uri("p4", ACCOUNT[4][0], photos)
     broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
-    index, summary = run_import(tmp_path, [export], encoder)
+    index, summary = run_import(tmp_path, [export], analyzer)
     assert summary_of(index) == EXPECTED
     assert (
         len(summary.problems) == 1 and media_uri("p4", ACCOUNT[4][0], photos) in summary.problems[0]
@@ -450,18 +566,18 @@ def assert_nothing_imported(tmp_path: Path) -> None:
 
 
 def test_a_corrupt_zip_names_the_file_and_imports_nothing(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     good = zip_folder(write_export(tmp_path / "e", "2023", photos), tmp_path / "part1.zip")
     bad = tmp_path / "part2.zip"
     bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
     with pytest.raises(InstagramExportError, match=re.escape("part2.zip: corrupt zip file")):
-        run_import(tmp_path, [good, bad], encoder)
+        run_import(tmp_path, [good, bad], analyzer)
     assert_nothing_imported(tmp_path)
 
 
 def test_a_damaged_member_names_it_and_removes_the_copies_made(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     archive = zip_folder(write_export(tmp_path / "e", "2023", photos), tmp_path / "export.zip")
     data = bytearray(archive.read_bytes())
@@ -471,13 +587,13 @@ def test_a_damaged_member_names_it_and_removes_the_copies_made(
     archive.write_bytes(bytes(data))
     member = media_uri("p4", ACCOUNT[4][0], photos)
     with pytest.raises(InstagramExportError, match=re.escape(f"export.zip:{member}: cannot read")):
-        run_import(tmp_path, [archive], encoder)
+        run_import(tmp_path, [archive], analyzer)
     assert_nothing_imported(tmp_path)
 
 
 @pytest.mark.parametrize("packed", ["folder", "zip"])
 def test_broken_json_names_the_file_and_imports_nothing(
-    tmp_path: Path, photos: list[Path], encoder: Any, packed: str
+    tmp_path: Path, photos: list[Path], analyzer: Any, packed: str
 ) -> None:
     export = write_export(tmp_path / "e", "2025", photos)
     posts_2 = write_posts_json(export, "2025", ACCOUNT[:1], photos, number=2)
@@ -486,13 +602,13 @@ def test_broken_json_names_the_file_and_imports_nothing(
     inside = "your_instagram_activity/media/posts_2.json"
     name = f"{tmp_path / 'e.zip'}:{inside}" if packed == "zip" else str(posts_2)
     with pytest.raises(InstagramExportError) as err:
-        run_import(tmp_path, [source], encoder)
+        run_import(tmp_path, [source], analyzer)
     assert str(err.value).startswith(f"{name}: not valid JSON")
     assert_nothing_imported(tmp_path)
 
 
 def test_something_that_is_not_an_export_says_what_was_looked_for(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     folder = tmp_path / "holiday"
     folder.mkdir()
@@ -500,17 +616,17 @@ def test_something_that_is_not_an_export_says_what_was_looked_for(
     (folder / "notes.json").write_text("{}", encoding="utf-8")
     for source in (folder, folder / "a.jpg"):
         with pytest.raises(InstagramExportError) as err:
-            run_import(tmp_path, [source], encoder)
+            run_import(tmp_path, [source], analyzer)
         message = str(err.value)
         assert message.startswith(f"{source}: not an Instagram export")
         assert "posts_*.json" in message and "media.json" in message
     with pytest.raises(InstagramExportError, match="no such file or folder"):
-        run_import(tmp_path, [tmp_path / "missing.zip"], encoder)
+        run_import(tmp_path, [tmp_path / "missing.zip"], analyzer)
     html = tmp_path / "html" / "your_instagram_activity" / "media"
     html.mkdir(parents=True)
     (html / "posts_1.html").write_text("<html></html>", encoding="utf-8")
     with pytest.raises(InstagramExportError, match="HTML format"):
-        run_import(tmp_path, [tmp_path / "html"], encoder)
+        run_import(tmp_path, [tmp_path / "html"], analyzer)
     assert_nothing_imported(tmp_path)
 
 
@@ -573,7 +689,7 @@ def test_profile_with_any_background_and_no_posts(tmp_path: Path) -> None:
 
 
 def test_a_zip_bombed_posts_json_is_skipped_and_the_rest_imported(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = write_export(tmp_path / "e", "2025", photos)
     bomb = export / LATER_LAYOUTS["2025"] / "posts_2.json"
@@ -584,15 +700,16 @@ def test_a_zip_bombed_posts_json_is_skipped_and_the_rest_imported(
             if path.is_file():
                 zf.write(path, path.relative_to(export).as_posix())
     assert archive.stat().st_size < 1 << 20
-    index, summary = run_import(tmp_path, [archive], encoder)
+    index, summary = run_import(tmp_path, [archive], analyzer)
     assert summary_of(index) == EXPECTED
     assert summary.problems == [
-        f"{archive}:{LATER_LAYOUTS['2025']}/posts_2.json: larger than 16 MB: skipped"
+        f"{archive}:{LATER_LAYOUTS['2025']}/posts_2.json: unpacks to more than 100 times its "
+        "compressed size, which no photo or export file does (a zip bomb): left out"
     ]
 
 
 def test_a_zip_bombed_photo_is_left_out_and_its_partial_copy_deleted(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = write_export(tmp_path / "e", "2023", photos)
     member = media_uri("p4", ACCOUNT[4][0], photos)
@@ -602,27 +719,30 @@ def test_a_zip_bombed_photo_is_left_out_and_its_partial_copy_deleted(
         for path in sorted(export.rglob("*")):
             if path.is_file():
                 zf.write(path, path.relative_to(export).as_posix())
-    index, summary = run_import(tmp_path, [archive], encoder)
+    index, summary = run_import(tmp_path, [archive], analyzer)
     assert summary_of(index) == EXPECTED
-    assert summary.problems == [f"{archive}:{member}: larger than 100 MB: left out"]
+    assert summary.problems == [
+        f"{archive}:{member}: unpacks to more than 100 times its compressed size, which no "
+        "photo or export file does (a zip bomb): left out"
+    ]
     assert index.posts()[-1].media[0].path is None
     copies = list((tmp_path / "data" / COPIES).iterdir())
     assert len(copies) == 4 and all(c.stat().st_size < 1 << 20 for c in copies)
 
 
 def test_a_json_nested_too_deep_is_skipped_and_the_rest_imported(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = write_export(tmp_path / "e", "2025", photos)
     deep = export / LATER_LAYOUTS["2025"] / "posts_2.json"
     deep.write_text("[" * 100_000 + "]" * 100_000, encoding="ascii")
-    index, summary = run_import(tmp_path, [export], encoder)
+    index, summary = run_import(tmp_path, [export], analyzer)
     assert summary_of(index) == EXPECTED
     assert summary.problems == [f"{deep}: JSON nested too deep to read: skipped"]
 
 
 def test_a_caption_with_a_lone_surrogate_skips_only_that_post(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = write_export(tmp_path / "e", "2025", photos)
     broken = export / LATER_LAYOUTS["2025"] / "posts_2.json"
@@ -631,7 +751,7 @@ def test_a_caption_with_a_lone_surrogate_skips_only_that_post(
         '"title": "half an emoji \\ud83d #oops"}]}]',
         encoding="ascii",
     )
-    index, summary = run_import(tmp_path, [export], encoder)
+    index, summary = run_import(tmp_path, [export], analyzer)
     assert summary_of(index) == EXPECTED
     assert summary.problems == [
         f"{broken}: post of 2021-07-01T12:00:00+00:00: its text is not valid Unicode "
@@ -640,7 +760,7 @@ def test_a_caption_with_a_lone_surrogate_skips_only_that_post(
 
 
 def test_a_symlink_in_an_unpacked_export_is_never_followed(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     export = write_export(tmp_path / "e", "2025", photos)
     secret = tmp_path / "secret.jpg"  # a readable photo: only the link keeps it out
@@ -648,7 +768,7 @@ def test_a_symlink_in_an_unpacked_export_is_never_followed(
     link = export / media_uri("p4", ACCOUNT[4][0], photos)
     link.unlink()
     link.symlink_to(secret)
-    index, summary = run_import(tmp_path, [export], encoder)
+    index, summary = run_import(tmp_path, [export], analyzer)
     assert summary_of(index) == EXPECTED
     assert summary.problems[0] == f"{link}: a symbolic link: skipped (never followed)"
     copied = {c.read_bytes() for c in (tmp_path / "data" / COPIES).iterdir()}
@@ -656,7 +776,7 @@ def test_a_symlink_in_an_unpacked_export_is_never_followed(
 
 
 def test_a_killed_imports_temp_file_is_swept_by_the_next(
-    tmp_path: Path, photos: list[Path], encoder: Any
+    tmp_path: Path, photos: list[Path], analyzer: Any
 ) -> None:
     copies = tmp_path / "data" / COPIES
     copies.mkdir(parents=True)
@@ -665,6 +785,6 @@ def test_a_killed_imports_temp_file_is_swept_by_the_next(
     live.write_bytes(b"\xff\xd8 being written by another import")
     hours_ago = time.time() - 2 * 3600
     os.utime(orphan, (hours_ago, hours_ago))
-    index, _ = run_import(tmp_path, [write_export(tmp_path / "e", "2025", photos)], encoder)
+    index, _ = run_import(tmp_path, [write_export(tmp_path / "e", "2025", photos)], analyzer)
     assert summary_of(index) == EXPECTED
     assert not orphan.exists() and live.exists()

@@ -188,3 +188,46 @@ def test_two_indexes_in_the_old_folder_take_only_their_own(
     assert b_media == {tmp_path / "b.db.personal" / "instagram" / copies[n].name for n in (1, 2)}
     assert all(p.is_file() for p in b_media | a_media)
     assert not (tmp_path / "instagram").exists()
+
+
+# -- an export without its media -------------------------------------------------------------------
+
+
+def test_an_export_without_media_says_so_once_trains_and_the_counts_agree(
+    research_data: Path, tmp_path: Path
+) -> None:
+    """Real exports often hold only the JSON: one line says so (``--verbose`` lists the files),
+    the captions and hashtags still train the ranking, and import, train and status count the
+    same posts."""
+    kinds = [("beach", "#beach #sea #surfday"), ("dog", "#dog #goodboy"), ("city", "#city #mylife")]
+    posts = [
+        (1614600000 + 86400 * i, f"A {kinds[i % 3][0]} day {kinds[i % 3][1]}", [f"p{i}"])
+        for i in range(15)
+    ]
+    export = write_export(tmp_path / "export", "2025", flickr(research_data, 15), posts, False)
+    index = tmp_path / "index.db"
+    imported = photobatch(index, "import-instagram", str(export), "--device", "cpu")
+    assert imported.exit_code == 0, imported.output
+    assert "imported 15 posts (15 new)" in imported.stdout
+    assert imported.stderr.splitlines() == [
+        "photobatch: 15 media files the posts name are not in the export (an export without its "
+        "media?); 15 posts have no photo, and their captions and hashtags still teach your "
+        "habits (--verbose lists the files)"
+    ]
+    verbose = photobatch(index, "import-instagram", str(export), "--device", "cpu", "--verbose")
+    assert len(verbose.stderr.splitlines()) == 15 and "imported 15 posts (0 new)" in verbose.stdout
+    trained = photobatch(index, "train", "personalizer")
+    assert trained.exit_code == 0, trained.output
+    assert "15 posts (0 with photos; under 10 photos: ranked by text habits)" in trained.stdout
+    status = photobatch(index, "status")
+    assert "profile:   15 posts" in status.stdout
+    assert "trained (personalizer: 15 posts (0 with photos" in status.stdout
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copyfile(
+        research_data / "flickr8k" / "images" / "1001773457_577c3a7d70.jpg", photos / "d.jpg"
+    )
+    scan = photobatch(index, "scan", "--no-sidecars", "--quiet", "--device", "cpu", str(photos))
+    assert scan.exit_code == 0, scan.output
+    tags, head = scanned(index, photos / "d.jpg")
+    assert head is not None and {"dog", "goodboy"} <= set(tags), tags

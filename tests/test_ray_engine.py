@@ -102,8 +102,13 @@ def test_ray_engine_indexes_every_photo_as_the_local_engine_does(
     assert results(on_ray)["notes.jpg"][0] == "error"
     assert any("notes.jpg" in problem for problem in summary.problems)
     assert expected.analyzed == summary.analyzed
-    # The driver wrote the sidecars, one per readable photo.
-    assert len(list(root.glob("*.xmp"))) == 25
+    # The driver wrote the sidecars, one per readable photo with something to say.
+    with sqlite3.connect(on_ray.index) as db:
+        [(saying,)] = db.execute(
+            "SELECT count(*) FROM photos JOIN analyses USING (sha256) WHERE status = 'ok' "
+            "AND (hashtags != '[]' OR caption_confidence >= 0.3)"
+        ).fetchall()
+    assert saying >= 20 and len(list(root.glob("*.xmp"))) == saying
     # A rescan sends nothing to the cluster: the index on the driver knows every file.
     again = scan(on_ray, root, "ray")
     assert (again.unchanged, again.analyzed) == (26, 0)
@@ -257,6 +262,40 @@ def test_cron_run_prints_only_photobatchs_summary_line(photos: Path, tmp_path: P
     assert problem.startswith(f"photobatch: {photos / 'notes.jpg'}: not an image")
     [line] = result.stdout.splitlines()
     assert line.startswith("photobatch: 3 photos: 3 new") and "; 1 analysed in " in line
+
+
+def test_sigterm_during_a_ray_scan_is_one_line_without_rays_stack_dump(
+    research_data: Path, tmp_path: Path
+) -> None:
+    """Ray's C++ core answers SIGTERM with a stack dump on stderr (cron's mail), and its Python
+    side with an exit without cleanup; the scan keeps its own handler: the batches committed
+    stay, and the user reads one line."""
+    folder = library(research_data, tmp_path / "photos", 320)
+    index = tmp_path / "index.db"
+    scan = subprocess.Popen(
+        [sys.executable, "-m", "photobatch", "--index", str(index), "scan", "--no-sidecars",
+         "--engine", "ray", str(folder)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def committed() -> int:
+        try:
+            with sqlite3.connect(index) as db:
+                return db.execute("SELECT count(*) FROM photos").fetchone()[0]
+        except sqlite3.Error:
+            return 0
+
+    deadline = time.monotonic() + 240
+    while committed() == 0 and scan.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    scan.send_signal(signal.SIGTERM)
+    out, err = scan.communicate(timeout=120)
+    assert scan.returncode == 128 + signal.SIGTERM, err
+    assert (out, err) == (
+        "",
+        "photobatch: scan: stopped by SIGTERM; what was done so far is kept\n",
+    )
+    assert 0 < committed() < 322
 
 
 def test_scan_without_the_ray_extra_says_which_extra(

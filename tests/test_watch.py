@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -224,3 +225,178 @@ def test_watch_falls_back_to_polling_when_inotify_is_out_of_watches(
     assert "falling back to polling" in caplog.text
     assert [Path(r["path"]).name for r in index.export_rows()] == ["new.jpg"]
     index.close()
+
+
+def run_in_process(
+    tmp_path: Path,
+    roots: list[Path],
+    script: Callable[[Watcher, Path], None],
+    analyzer: type = _Models,
+    batch_size: int = 32,
+) -> Watcher:
+    """Run a watcher (stand-in models, 0.3 s settle) in this thread while ``script`` acts on the
+    folders from another and then stops it; ``script`` gets the watcher and the index's path."""
+    import threading
+    from dataclasses import replace
+
+    from photobatch.core.config import load_config
+    from photobatch.library.index import Index
+    from photobatch.scan.pipeline import Scanner
+
+    config = replace(load_config(None, index=tmp_path / "index.db"), batch_size=batch_size)
+    index = Index(config.index)
+    scanner = Scanner(config, index, sidecars=False, progress=False, analyzer_factory=analyzer)
+    watch = Watcher(scanner, roots, settle=0.3)
+    problems: list[BaseException] = []
+
+    def act() -> None:
+        try:
+            script(watch, config.index)
+        except BaseException as exc:
+            problems.append(exc)
+        finally:
+            watch.stop()
+
+    helper = threading.Thread(target=act)
+    helper.start()
+    try:
+        watch.run(tick=0.1)
+    finally:
+        helper.join(timeout=60)
+        index.close()
+    assert not problems, problems
+    return watch
+
+
+def indexed(index: Path) -> set[str]:
+    return {Path(p).name for (p,) in rows(index, "SELECT path FROM photos WHERE status = 'ok'")}
+
+
+def test_photos_that_arrive_during_the_catch_up_scan_are_indexed(
+    tmp_path: Path, research_data: Path
+) -> None:
+    """The catch-up scan walks the folder first and analyses after: what arrives in between
+    was missed until a restart, when the watch started only after the catch-up."""
+    import shutil
+    import threading
+
+    photos = sorted((research_data / "flickr8k" / "images").glob("*.jpg"))
+    library = tmp_path / "photos"
+    library.mkdir()
+    for source in photos[:4]:
+        shutil.copyfile(source, library / source.name)
+    analysing, arrived = threading.Event(), threading.Event()
+
+    class Slow(_Models):
+        def analyze(self, hashes: list[str], images: list[object]) -> list:
+            analysing.set()
+            arrived.wait(timeout=60)  # the catch-up goes on only once the new photos are in
+            return super().analyze(hashes, images)
+
+    late = [source.name for source in photos[10:15]]
+
+    def copy_during_the_catch_up(watch: Watcher, index: Path) -> None:
+        assert analysing.wait(timeout=60), "the catch-up never reached the models"
+        for source in photos[10:15]:
+            shutil.copyfile(source, library / source.name)
+        arrived.set()
+        wait_for(lambda: set(late) <= indexed(index), timeout=60, what="the late photos")
+
+    run_in_process(tmp_path, [library], copy_during_the_catch_up, Slow, batch_size=1)
+    assert indexed(tmp_path / "index.db") == {p.name for p in photos[:4]} | set(late)
+
+
+def test_a_root_deleted_and_created_again_is_watched_again_and_caught_up(
+    tmp_path: Path, research_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a removable disk does under /media/$USER on unmount and mount: the folder goes and
+    a new one comes. While it is gone the log says so once; when it is back, photos added to it
+    meanwhile and afterwards are indexed."""
+    import shutil
+
+    from photobatch.scan import watcher as watching
+
+    photos = sorted((research_data / "flickr8k" / "images").glob("*.jpg"))
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    shutil.copyfile(photos[0], disk / photos[0].name)
+
+    def unplug_and_plug_again(watch: Watcher, index: Path) -> None:
+        wait_for(lambda: indexed(index) == {photos[0].name}, timeout=60, what="the catch-up")
+        shutil.rmtree(disk)
+        time.sleep(2)  # twenty ticks with the root gone
+        replugged = tmp_path / "elsewhere"  # the disk, with a photo added on another computer
+        replugged.mkdir()
+        shutil.copyfile(photos[0], replugged / photos[0].name)
+        shutil.copyfile(photos[1], replugged / photos[1].name)
+        replugged.rename(disk)
+        wait_for(lambda: photos[1].name in indexed(index), timeout=60, what="the catch-up")
+        shutil.copyfile(photos[2], disk / photos[2].name)  # and one copied in afterwards
+        wait_for(lambda: photos[2].name in indexed(index), timeout=60, what="the new photo")
+
+    with caplog.at_level("INFO", logger=watching.log.name):
+        run_in_process(tmp_path, [disk], unplug_and_plug_again)
+    gone = [r for r in caplog.records if "watch root gone" in r.getMessage()]
+    back = [r for r in caplog.records if "watch root back" in r.getMessage()]
+    assert (len(gone), len(back)) == (1, 1), caplog.text
+    assert indexed(tmp_path / "index.db") == {p.name for p in photos[:3]}
+    assert rows(tmp_path / "index.db", "SELECT count(*) FROM photos WHERE status = 'missing'") == [
+        (0,)
+    ]
+
+
+def test_a_stop_during_the_catch_up_ends_it_after_the_batch_in_hand(
+    tmp_path: Path, research_data: Path
+) -> None:
+    import shutil
+    import threading
+
+    photos = sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[:20]
+    library = tmp_path / "photos"
+    library.mkdir()
+    for source in photos:
+        shutil.copyfile(source, library / source.name)
+    analysing, stopped = threading.Event(), threading.Event()
+
+    class Slow(_Models):
+        def analyze(self, hashes: list[str], images: list[object]) -> list:
+            analysing.set()
+            stopped.wait(timeout=60)
+            return super().analyze(hashes, images)
+
+    def stop_during_the_catch_up(watch: Watcher, index: Path) -> None:
+        assert analysing.wait(timeout=60)
+        watch.stop()  # what SIGTERM and Ctrl-C call
+        stopped.set()
+
+    watch = run_in_process(tmp_path, [library], stop_during_the_catch_up, Slow, batch_size=2)
+    done = indexed(tmp_path / "index.db")
+    assert 2 <= len(done) < len(photos), done
+    assert watch.stopping.is_set()
+
+
+def test_sigterm_during_the_catch_up_of_a_real_watch_ends_it_after_the_batch_in_hand(
+    tmp_path: Path, research_data: Path
+) -> None:
+    """The catch-up used to ignore SIGTERM until every photo was analysed (350 of them, in the
+    issue); systemd's stop then waited, and killed it."""
+    import shutil
+
+    library = tmp_path / "photos"
+    library.mkdir()
+    photos = sorted((research_data / "flickr8k" / "images").glob("*.jpg"))[:160]
+    for source in photos:
+        shutil.copyfile(source, library / source.name)
+    index = tmp_path / "index.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "photobatch", "--index", str(index), "watch", "--no-sidecars",
+         str(library)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    wait_for(lambda: rows(index, "SELECT count(*) FROM photos") not in ([], [(0,)]), 300)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    [(done,)] = rows(index, "SELECT count(*) FROM photos")
+    assert 0 < done < len(photos), done
+    assert "stopped before the end: the next scan does the rest" in err

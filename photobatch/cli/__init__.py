@@ -4,7 +4,7 @@
 modules here registers their commands on it.
 """
 
-from photobatch.cli import instagram, library, research, scan, train
+from photobatch.cli import instagram, library, research, review, scan, train
 from photobatch.cli.base import cli
 
-__all__ = ["cli", "instagram", "library", "research", "scan", "train"]
+__all__ = ["cli", "instagram", "library", "research", "review", "scan", "train"]

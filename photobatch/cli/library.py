@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from dataclasses import asdict
@@ -13,6 +14,7 @@ import click
 from photobatch.cli.base import Context, cli, pass_context, warn
 from photobatch.core.errors import UserError
 from photobatch.library.index import Index
+from photobatch.library.outputs import check_output, output_file
 from photobatch.library.schema import EXPORT_COLUMNS
 
 
@@ -31,9 +33,17 @@ from photobatch.library.schema import EXPORT_COLUMNS
     type=click.Path(dir_okay=False, path_type=Path),
     help="File (default: stdout).",
 )
+@click.option(
+    "--approved", is_flag=True, help="Only the photos you approved in 'photobatch review'."
+)
 @pass_context
-def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
-    """Export the index: one row per image file found, failures included."""
+def export(obj: Context, table: str, fmt: str, output: Path | None, approved: bool) -> None:
+    """Export the index: one row per image file found, failures included.
+
+    Captions, hashtags and post drafts are as you reviewed them (the models' where you did not);
+    the review column says what you decided, model_caption and model_hashtags what the models
+    say now.
+    """
     from photobatch.core.hooks import exporters
 
     available = exporters()
@@ -43,21 +53,19 @@ def export(obj: Context, table: str, fmt: str, output: Path | None) -> None:
             param_hint="--format",
         )
     with obj.index(create=False) as index:
-        rows = index.export_rows(table)
+        rows = index.export_rows(table, approved=approved)
         columns = EXPORT_COLUMNS[table]
-        # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
         if output is None:
-            sys.stdout.reconfigure(errors="surrogateescape")  # type: ignore[union-attr]
             available[fmt].export(rows, columns, sys.stdout)
-        else:
-            try:
-                with open(
-                    output, "w", encoding="utf-8", errors="surrogateescape", newline=""
-                ) as out:
-                    count = available[fmt].export(rows, columns, out)
-            except OSError as exc:  # a missing folder, a full disk
-                raise UserError(f"{output}: cannot write the export: {exc.strerror}") from exc
-            warn(f"photobatch: wrote {count} rows to {output}")
+            return
+        target = check_output(output, index, obj.config.sidecars)
+        with output_file(output, target, "the export") as raw:
+            # surrogateescape: a file name that is not UTF-8 is written back as its own bytes.
+            out = io.TextIOWrapper(raw, encoding="utf-8", errors="surrogateescape", newline="")
+            count = available[fmt].export(rows, columns, out)
+            out.flush()
+            out.detach()  # the file is the replacement's to close
+    warn(f"photobatch: wrote {count} rows to {output}")
 
 
 @cli.command()
@@ -84,7 +92,7 @@ def status(obj: Context) -> None:
         if last:
             summary = json.loads(last["summary"])
             lines.append(
-                f"last scan: {last['finished_at']} of {', '.join(json.loads(last['roots']))}: "
+                f"last scan: {last['finished_at']} of {few(json.loads(last['roots']))}: "
                 f"{summary['found']} found, {summary['analyzed']} analysed, "
                 f"{summary['errors'] + summary.get('still_unreadable', 0)} unreadable, "
                 f"{summary['missing']} missing"
@@ -93,6 +101,12 @@ def status(obj: Context) -> None:
             lines.append("last scan: never")
         lines.extend(personal_status(index, obj.config.personalizer_path))
     click.echo("\n".join(lines))
+
+
+def few(paths: list[str], shown: int = 3) -> str:
+    """The first ``shown`` of ``paths``, and how many more: a status line stays one line."""
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
 
 
 def personal_status(index: Index, head: Path) -> list[str]:
@@ -114,7 +128,7 @@ def personal_status(index: Index, head: Path) -> list[str]:
 
 
 @cli.command()
-@click.argument("photo", type=click.Path(path_type=Path))
+@click.argument("photo", type=click.Path(path_type=Path), required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.option(
     "--attention",
@@ -122,24 +136,35 @@ def personal_status(index: Index, head: Path) -> list[str]:
     help="Also draw the caption word by word, each word over the part of the photo the model "
     "looked at, into this PNG file.",
 )
+@click.option(
+    "--recent",
+    "-n",
+    type=click.IntRange(1, 10_000),
+    default=10,
+    show_default=True,
+    help="Without PHOTO: how many of the photos most recently added to list.",
+)
 @pass_context
-def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> None:
-    """Everything the index knows about one photo."""
+def show(
+    obj: Context, photo: Path | None, as_json: bool, attention: Path | None, recent: int
+) -> None:
+    """Everything the index knows about one photo; without PHOTO, the photos most recently
+    added, each with its caption."""
+    if photo is None:
+        if attention is not None:
+            raise UserError("show --attention draws one photo: name it (photobatch show PHOTO)")
+        show_recent(obj, recent, as_json)
+        return
     with obj.index(create=False) as index:
         record = index.record(photo.expanduser().absolute())
-    if record is None:
-        raise UserError(f"{photo}: not in the index {obj.config.index} (scan it first)")
-    if attention is not None:
-        from photobatch.models.attention import explain_photo
+        if record is None:
+            raise UserError(f"{photo}: not in the index {obj.config.index} (scan it first)")
+        if attention is not None:
+            from photobatch.models.attention import is_attention_figure
 
-        explain_photo(
-            record.path,
-            attention,
-            obj.config.captioner,
-            obj.config.device,
-            obj.config.grounding.model,
-        )
-        warn(f"attention figure: {attention}")
+            figure = check_output(attention, index, obj.config.sidecars, ours=is_attention_figure)
+    if attention is not None:
+        draw_attention(obj, record.path, attention, figure)
     info: dict[str, Any] = {
         "path": str(record.path),
         "status": record.status,
@@ -171,6 +196,56 @@ def show(obj: Context, photo: Path, as_json: bool, attention: Path | None) -> No
     for key, value in info.items():
         if value not in (None, ""):
             click.echo(f"{key + ':':<{width + 1}} {value}")
+
+
+def draw_attention(obj: Context, photo: Path, attention: Path, figure: Path) -> None:
+    """``show --attention``: the figure of ``photo`` into ``figure`` (``attention`` checked)."""
+    from photobatch.library.imaging import pillow_warnings
+    from photobatch.models.attention import explain_photo
+
+    figure.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        output_file(attention, figure, "the attention figure") as out,
+        pillow_warnings() as noted,
+    ):
+        config = obj.config
+        explain_photo(photo, out, config.captioner, config.device, config.grounding.model)
+    for note in noted:
+        warn(f"photobatch: {photo}: {note}")
+    warn(f"attention figure: {attention}")
+
+
+def show_recent(obj: Context, limit: int, as_json: bool) -> None:
+    """``show`` without a photo: the ``limit`` photos most recently added, with their captions
+    (or why they could not be read)."""
+    with obj.index(create=False) as index:
+        records = index.recent(limit)
+        total = sum(n for status, n in index.counts().items() if status in ("ok", "error"))
+    if as_json:
+        rows = [
+            {
+                "path": str(r.path),
+                "status": r.status,
+                "error": r.error,
+                "taken_at": r.metadata.taken_at,
+                "caption": r.analysis.caption if r.analysis else None,
+            }
+            for r in records
+        ]
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    if not records:
+        click.echo("no photos in the index yet: photobatch scan PATH adds them")
+        return
+    click.echo(
+        f"the {len(records)} most recently added of {total} photos "
+        "(photobatch show PHOTO for all about one, --recent N for more):"
+    )
+    for r in records:
+        said = r.analysis.caption if r.analysis and r.analysis.caption else None
+        if r.status == "error":
+            said = f"(unreadable: {r.error})"
+        click.echo(f"{r.path}  {said or '(no caption)'}")
 
 
 @cli.command()

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, OneLineLog, cli, pass_context, warn
+from photobatch.cli.base import DEVICE, Context, OneLineLog, Stamped, cli, pass_context, warn
+from photobatch.core.config import override
 from photobatch.core.lock import ScanLock
 
 
@@ -20,7 +20,9 @@ from photobatch.core.lock import ScanLock
     type=DEVICE,
     help="Where the models run (default from config: auto = CUDA when present).",
 )
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary line.")
+@click.option(
+    "--quiet", "-q", is_flag=True, help="No progress bar and no summary line: problems only."
+)
 @click.option(
     "--reanalyse",
     is_flag=True,
@@ -61,7 +63,7 @@ def scan(
 
     config = obj.config
     if ray_address is not None:
-        config = replace(config, ray=replace(config.ray, address=ray_address))
+        config = override(config, "ray", "address", ray_address, "--ray-address")
     with (
         ScanLock(config.index),
         obj.index() as index,
@@ -85,7 +87,7 @@ def scan(
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
     "--settle",
-    type=click.FloatRange(min=0),
+    type=float,
     help="Seconds a file must stay unchanged before processing (config: watch.settle_seconds).",
 )
 @click.option("--poll", is_flag=True, help="Poll instead of using inotify (config: watch.poll).")
@@ -121,11 +123,15 @@ def watch(
     from photobatch.scan.watcher import Watcher
 
     log = logging.StreamHandler(sys.stderr)
-    log.setFormatter(OneLineLog("%(asctime)s %(name)s: %(message)s"))
+    stamped = isinstance(sys.stderr, Stamped)  # --timestamps: the stream stamps the lines
+    log.setFormatter(OneLineLog(f"{'' if stamped else '%(asctime)s '}%(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[log])
-    with ScanLock(obj.config.index), obj.index() as index:
+    config = obj.config
+    if settle is not None:
+        config = override(config, "watch", "settle_seconds", settle, "--settle")
+    with ScanLock(config.index), obj.index() as index:
         scanner = Scanner(
-            obj.config,
+            config,
             index,
             sidecars=not no_sidecars,
             device=device,
@@ -135,6 +141,6 @@ def watch(
         Watcher(
             scanner,
             list(paths),
-            settle=obj.config.watch.settle_seconds if settle is None else settle,
-            poll=poll or obj.config.watch.poll,
+            settle=config.watch.settle_seconds,
+            poll=poll or config.watch.poll,
         ).run(reanalyse=reanalyse)

@@ -64,3 +64,31 @@ class ScanLock:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
+
+
+class SidecarLock:
+    """Context manager holding ``<index>.sidecars.lock`` exclusively, waiting for it.
+
+    Held briefly by whatever writes a photo's sidecars from the index (a scan's batch, an edit
+    in ``photobatch review``) from reading the record to committing it, so a review saved while
+    a scan runs can never be overwritten by the scan's older view of the same photo.
+    """
+
+    def __init__(self, index_path: Path) -> None:
+        self.path = index_path.with_name(index_path.name + ".sidecars.lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> SidecarLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot create the sidecar lock: {exc.strerror}") from exc
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -63,6 +63,11 @@ def _normalise_tag(tag: str) -> str:
     return unicodedata.normalize("NFC", tag.casefold())
 
 
+# Instagram refuses a post with more hashtags than this: an imported post with more is not one
+# Instagram published, and past it the personal head's pairs of tags would grow with its square.
+MAX_POST_HASHTAGS = 30
+
+
 def format_hashtag(tag: str) -> str:
     """``dog`` -> ``#dog`` (the stored form has no ``#``)."""
     return tag if tag.startswith("#") else f"#{tag}"
@@ -71,6 +76,18 @@ def format_hashtag(tag: str) -> str:
 def format_hashtags(tags: Iterable[str]) -> str:
     """Space-separated ``#tags`` ready to paste into a post."""
     return " ".join(format_hashtag(t) for t in tags)
+
+
+def user_hashtags(text: str) -> list[str]:
+    """Hashtags a person typed (``#Golden-Hour sunset, #dog``), stored as every other tag is:
+    casefolded, without '#', one per word (a word's other characters dropped), each once;
+    all-digit words are not tags."""
+    tags = []
+    for word in re.split(r"[\s,;]+", text):
+        tag = _normalise_tag("".join(ch for ch in word if _is_word_char(ch)))
+        if tag and not tag.isdigit() and tag not in tags:
+            tags.append(tag)
+    return tags
 
 
 def extract_hashtags(caption: str) -> list[str]:

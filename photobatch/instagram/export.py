@@ -16,7 +16,10 @@ Big accounts get several parts; they are merged (media are looked up across all 
 An export is not trusted: a JSON file over ``JSON_LIMIT`` or nested too deep for Python's parser
 is skipped, as is a post whose text is not valid Unicode, and in an unpacked folder symbolic
 links and special files are skipped; each is reported in ``Export.problems`` and the rest is
-imported.
+imported. A zip member that unpacks to far more than its compressed size (``MAX_INFLATION``) is
+a zip bomb, left out as well; a zip whose members together do is refused. What an export costs
+stays linear in its size: file names are indexed once each, whatever their depth
+(``SuffixIndex``).
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from photobatch.core.errors import UserError
-from photobatch.core.text import extract_hashtags
+from photobatch.core.text import MAX_POST_HASHTAGS, extract_hashtags
 
 POSTS_JSON = re.compile(r"posts_\d+\.json")
 POSTS_HTML = re.compile(r"posts_\d+\.html")
@@ -45,6 +48,16 @@ MB = 1 << 20
 # Far above a real posts_N.json (a few KB per post); Python's objects of a hostile JSON file
 # take up to 25 times its size, so this keeps an import's memory well under 1.5 GB.
 JSON_LIMIT = 16 * MB
+# Instagram's own paths are a few folders deep and under 200 characters; a file named past these
+# limits is no part of an export and is left out (reported once, with a count).
+MAX_NAME_CHARS = 1024
+MAX_NAME_PARTS = 32
+# How many times its compressed size a zip member may unpack to, and a whole zip its size on
+# disk: photos and videos hardly compress (about 1:1), a posts JSON about 10:1. The slack lets
+# small, very regular files through; past either limit the zip is a bomb.
+MAX_INFLATION = 100
+INFLATION_SLACK = 64 * 1024
+ZIP_SLACK = 64 * MB
 # What reading a damaged zip member raises: CRC or header damage, truncation, an unsupported
 # compression method, encryption.
 ZIP_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError)
@@ -80,7 +93,8 @@ class InstagramPost:
 
     @property
     def hashtags(self) -> list[str]:
-        return extract_hashtags(self.caption)
+        """The caption's hashtags, at most the ``MAX_POST_HASHTAGS`` Instagram allows a post."""
+        return extract_hashtags(self.caption)[:MAX_POST_HASHTAGS]
 
 
 def repair_mojibake(text: str) -> str:
@@ -183,6 +197,65 @@ def _kind(data: Any) -> str:
 # -- the export on disk ----------------------------------------------------------------------------
 
 
+class SuffixIndex:
+    """The first file registered under each path suffix (``b/c.jpg`` finds ``a/b/c.jpg``), in
+    memory linear in the names' total length: a tree of path parts from the last one up, each
+    part stored once, where indexing every suffix as a string costs the square of a name's
+    depth (a 1.5 MB zip of deep names reached 4.8 GB)."""
+
+    def __init__(self) -> None:
+        self._root: dict[str, list[Any]] = {}  # part -> [first file below, {parts before it}]
+
+    def add(self, parts: list[str], file: ExportFile) -> None:
+        level = self._root
+        for part in reversed(parts):
+            node = level.setdefault(part, [file, {}])
+            level = node[1]
+
+    def get(self, parts: list[str]) -> ExportFile | None:
+        level, found = self._root, None
+        for part in reversed(parts):
+            node = level.get(part)
+            if node is None:
+                return None
+            found, level = node
+        return found
+
+
+class _Inflation:
+    """A zip member's stream that refuses to unpack past its limits (see ``MAX_INFLATION``)."""
+
+    def __init__(self, stream: IO[bytes], file: ExportFile, budget: list[int]) -> None:
+        assert file.zip is not None
+        packed = file.zip.getinfo(file.path).compress_size
+        self.stream = stream
+        self.file = file
+        self.left = MAX_INFLATION * packed + INFLATION_SLACK
+        self.budget = budget  # what the whole zip may still unpack to, shared by its members
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        self.left -= len(data)
+        self.budget[0] -= len(data)
+        if self.budget[0] < 0:
+            raise InstagramExportError(
+                f"{self.file.label}: the zip unpacks to more than {MAX_INFLATION} times its "
+                "size, which an Instagram export never does (a zip bomb); nothing was imported"
+            )
+        if self.left < 0:
+            raise SkippedFile(
+                f"{self.file.label}: unpacks to more than {MAX_INFLATION} times its compressed "
+                "size, which no photo or export file does (a zip bomb): left out"
+            )
+        return data
+
+    def __enter__(self) -> _Inflation:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stream.close()
+
+
 @dataclass(frozen=True)
 class ExportFile:
     """One file of an export part: a zip member or a file in a folder."""
@@ -200,11 +273,18 @@ class Export:
         self.sources = sources
         self.files: list[ExportFile] = []
         self.problems: list[str] = []  # files and posts left out, each with the reason
-        self._by_suffix: dict[str, ExportFile] = {}
+        self._by_suffix = SuffixIndex()
         self._zips: list[zipfile.ZipFile] = []
+        self._budgets: dict[int, list[int]] = {}  # per zip (by id): bytes it may still unpack
+        self._overlong = 0
         try:
             for source in sources:
                 self._add(source)
+            if self._overlong:
+                self.problems.append(
+                    f"{self._overlong} files named deeper than {MAX_NAME_PARTS} folders or longer "
+                    f"than {MAX_NAME_CHARS} characters, which no Instagram export has: left out"
+                )
         except BaseException:
             self.close()
             raise
@@ -243,6 +323,7 @@ class Export:
                 f"folder, holding {LOOKED_FOR})"
             ) from exc
         self._zips.append(zf)
+        self._budgets[id(zf)] = [MAX_INFLATION * source.stat().st_size + ZIP_SLACK]
         for info in zf.infolist():
             if not info.is_dir():
                 self._register(ExportFile(f"{source}:{info.filename}", info.filename, zip=zf))
@@ -263,20 +344,23 @@ class Export:
         return True
 
     def _register(self, file: ExportFile) -> None:
+        if len(file.path) > MAX_NAME_CHARS or file.path.count("/") >= MAX_NAME_PARTS:
+            self._overlong += 1
+            return
         parts = file.path.strip("/").split("/")
         if any(p.startswith(".") or p == "__MACOSX" for p in parts):
             return
         self.files.append(file)
-        for k in range(len(parts)):
-            self._by_suffix.setdefault("/".join(parts[k:]), file)
+        self._by_suffix.add(parts, file)
 
     def resolve(self, uri: str) -> ExportFile | None:
         """The file a post's ``uri`` names: uris are relative to the export's top folder."""
-        return self._by_suffix.get(uri.strip().removeprefix("./").lstrip("/"))
+        return self._by_suffix.get(uri.strip().removeprefix("./").lstrip("/").split("/"))
 
     def open(self, file: ExportFile) -> IO[bytes]:
         if file.zip is not None:
-            return file.zip.open(file.path)
+            stream = file.zip.open(file.path)
+            return _Inflation(stream, file, self._budgets[id(file.zip)])  # type: ignore[return-value]
         assert file.disk is not None
         # O_NOFOLLOW: a file swapped for a link after the walk is refused, not followed.
         return os.fdopen(os.open(file.disk, os.O_RDONLY | os.O_NOFOLLOW), "rb")
@@ -324,6 +408,12 @@ class Export:
                 self.problems.append(str(exc))
                 continue
             for post in parsed:
+                if len(extract_hashtags(post.caption)) > MAX_POST_HASHTAGS:
+                    self.problems.append(
+                        f"{file.label}: post of {post.taken_at or 'unknown date'}: more than the "
+                        f"{MAX_POST_HASHTAGS} hashtags Instagram allows: the first "
+                        f"{MAX_POST_HASHTAGS} kept"
+                    )
                 if _storable(post):
                     posts.append(post)
                 else:

@@ -1,11 +1,12 @@
-"""Importing an export's posts into the index: media copied and encoded, one transaction.
+"""Importing an export's posts into the index: media copied and analysed, one transaction.
 
-Nothing touches the index until everything has been read, copied and encoded, so a corrupt zip or
+Nothing touches the index until everything has been read, copied and analysed, so a corrupt zip or
 broken JSON imports nothing (and the media copied so far are removed).
 
-A post's id is derived from the content hashes of its media (order-free), so it is the same in
-every export format and every re-import; a post without any media file falls back to its time and
-caption, and a second post with the same media but another caption (a repost) adds those.
+A post's id comes from its own fields (``core.records.post_identity``: the time Instagram recorded
+for it), so it is the same in every export layout and every re-import, with or without the media
+files: importing an export again, or a later one that overlaps it, updates its posts in place. A
+re-import without the media keeps the photos an earlier import copied.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import hashlib
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from photobatch.core.config import personal_dir
-from photobatch.core.records import Post, PostMedia
+from photobatch.core.records import Post, PostMedia, media_name, post_identity
 from photobatch.instagram.export import (
     MB,
     ZIP_READ_ERRORS,
@@ -28,11 +29,12 @@ from photobatch.instagram.export import (
     InstagramExportError,
     InstagramMedia,
     InstagramPost,
+    SkippedFile,
 )
 from photobatch.library.index import Index
 
 if TYPE_CHECKING:
-    from photobatch.models.encoder import ImageEncoder
+    from photobatch.models.stack import Analyzer
 
 
 MEDIA_DIR = "instagram"  # in the index's personal dir; named by content, so the export can go
@@ -52,35 +54,49 @@ STALE_TEMP_SECONDS = 3600
 class ImportSummary:
     posts: int = 0  # distinct posts in the export (parts merged, duplicates dropped)
     new: int = 0  # not in the index before
-    photos: int = 0
-    encoded: int = 0  # photos run through the encoder; the rest reused a stored embedding
+    total: int = 0  # posts in the index afterwards
+    photos: int = 0  # photos the posts name
+    encoded: int = 0  # photos run through the models; the rest reused stored results
     videos: int = 0  # kept on their post, but neither copied nor encoded
+    without_photo: int = 0  # posts none of whose photos the index has: ranked by their text
     seconds: float = 0.0
-    problems: list[str] = field(default_factory=list)  # media missing or undecodable
+    problems: list[str] = field(default_factory=list)  # files left out, photos undecodable
+    missing: list[str] = field(default_factory=list)  # media named by a post, not in the export
 
     def line(self) -> str:
         problems = f", {len(self.problems)} problems" if self.problems else ""
+        held = f"; the index holds {self.total}" if self.total != self.posts else ""
         return (
-            f"photobatch: imported {self.posts} posts ({self.new} new) with {self.photos} "
-            f"photos ({self.encoded} encoded) and {self.videos} videos (skipped){problems} "
+            f"photobatch: imported {self.posts} posts ({self.new} new{held}) with {self.photos} "
+            f"photos ({self.encoded} analysed) and {self.videos} videos (skipped){problems} "
             f"in {self.seconds:.1f}s"
+        )
+
+    def missing_line(self) -> str | None:
+        """One line for the media the export lacks, or None when it has them all."""
+        if not self.missing:
+            return None
+        return (
+            f"photobatch: {len(self.missing)} media files the posts name are not in the export "
+            f"(an export without its media?); {self.without_photo} posts have no photo, and their "
+            "captions and hashtags still teach your habits (--verbose lists the files)"
         )
 
 
 def import_instagram(
     index: Index,
     sources: list[Path],
-    encoder: ImageEncoder,
+    analyzer: Analyzer,
     *,
     batch_size: int = 32,
 ) -> ImportSummary:
     """Import the posts of an export (its zips and/or folders, all parts) into ``index``.
 
     Photos are copied to ``<index>.personal/instagram/<sha256>.<ext>`` (this index's own, see
-    ``personal_dir``) and encoded (``encoder.load()`` is
-    called only when some photo's content has no embedding yet). Re-importing the same or a
-    newer export of the account updates posts in place. Raises ``InstagramExportError``, having
-    written nothing, when the export cannot be read.
+    ``personal_dir``) and analysed as a scan would (their embedding and the scan's hashtags, what
+    the personal ranking learns from; the models run only for contents without results of the
+    same models). Re-importing the same or a newer export of the account updates posts in place.
+    Raises ``InstagramExportError``, having written nothing, when the export cannot be read.
     """
     clock = time.monotonic()
     summary = ImportSummary()
@@ -93,7 +109,8 @@ def import_instagram(
             copier = _MediaCopier(export, target, created, summary)
             items = [(post, [copier.take(m) for m in post.media]) for post in parsed]
         posts = _merge(items)
-        _embed(index, posts, encoder, batch_size, summary)
+        _keep_earlier_photos(index, posts)
+        _analyse(index, posts, analyzer, batch_size, summary)
         known = index.post_ids()
         index.write_posts(posts)
     except BaseException:
@@ -102,8 +119,12 @@ def import_instagram(
         raise
     summary.posts = len(posts)
     summary.new = sum(p.id not in known for p in posts)
+    summary.total = len(known | {p.id for p in posts})
     summary.photos = sum(m.kind == "photo" for p in posts for m in p.media)
     summary.videos = sum(m.kind == "video" for p in posts for m in p.media)
+    summary.without_photo = sum(
+        not any(m.kind == "photo" and m.embedding for m in p.media) for p in posts
+    )
     summary.seconds = time.monotonic() - clock
     return summary
 
@@ -124,7 +145,7 @@ class _MediaCopier:
     def take(self, media: InstagramMedia) -> PostMedia:
         file = self.export.resolve(media.uri)
         if file is None:
-            self.summary.problems.append(f"{media.uri}: named by a post but not in the export")
+            self.summary.missing.append(f"{media.uri}: named by a post but not in the export")
             return PostMedia(kind=media.kind, uri=media.uri)
         if file.label not in self._done:
             self._done[file.label] = self._copy(file, keep=media.kind == "photo")
@@ -161,6 +182,9 @@ class _MediaCopier:
                 os.replace(tmp, final)
                 self.created.append(final)
             return sha256, final
+        except SkippedFile as exc:
+            self.summary.problems.append(str(exc))
+            return None, None
         except ZIP_READ_ERRORS as exc:
             raise InstagramExportError(f"{file.label}: cannot read: {exc}") from exc
         except OSError as exc:
@@ -187,18 +211,11 @@ def _sweep(folder: Path) -> None:
         return  # housekeeping only: a real problem with the folder shows up in the copy
 
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256("\0".join(parts).encode("utf-8")).hexdigest()[:20]
-
-
 def _merge(items: list[tuple[InstagramPost, list[PostMedia]]]) -> list[Post]:
-    """Give each post its stable id and drop the copies that several parts or exports repeat."""
+    """Give each post its id and drop the copies that several parts or exports repeat."""
     posts: dict[str, Post] = {}
     for parsed, media in sorted(items, key=lambda i: (i[0].taken_at or "", i[0].caption)):
-        hashes = sorted(m.sha256 for m in media if m.sha256)
-        post_id = _digest(*hashes) if hashes else _digest(parsed.taken_at or "", parsed.caption)
-        if post_id in posts and posts[post_id].caption != parsed.caption:
-            post_id = _digest(post_id, parsed.taken_at or "", parsed.caption)
+        post_id = post_identity(parsed.taken_at, parsed.caption, [m.uri for m in parsed.media])
         if post_id not in posts:
             posts[post_id] = Post(
                 id=post_id,
@@ -210,40 +227,58 @@ def _merge(items: list[tuple[InstagramPost, list[PostMedia]]]) -> list[Post]:
     return list(posts.values())
 
 
-def _embed(
+def _keep_earlier_photos(index: Index, posts: list[Post]) -> None:
+    """Media this export lacks keep the copy an earlier import of the same post made (matched by
+    file name), so importing the JSON alone again loses no photo."""
+    ids = {p.id for p in posts}
+    earlier = {
+        (post.id, media_name(m.uri)): m
+        for post in index.posts()
+        if post.id in ids
+        for m in post.media
+    }
+    for post in posts:
+        for i, media in enumerate(post.media):
+            kept = earlier.get((post.id, media_name(media.uri)))
+            if media.sha256 is None and kept is not None and kept.sha256 is not None:
+                post.media[i] = replace(kept, uri=media.uri)
+
+
+def _analyse(
     index: Index,
     posts: list[Post],
-    encoder: ImageEncoder,
+    analyzer: Analyzer,
     batch_size: int,
     summary: ImportSummary,
 ) -> None:
-    """Fill in each copied photo's pooled embedding, reusing the ones the index already has."""
+    """Fill in each copied photo's embedding and the scan's hashtags, reusing the results the
+    index already has from the same models."""
     photos = [m for p in posts for m in p.media if m.kind == "photo" and m.path and m.sha256]
-    embeddings = index.known_embeddings(m.sha256 for m in photos if m.sha256)
-    todo = {m.sha256: m for m in photos if m.sha256 and m.sha256 not in embeddings}
+    known = index.known_photo_results((m.sha256 for m in photos if m.sha256), analyzer.models)
+    todo = {m.sha256: m for m in photos if m.sha256 and m.sha256 not in known}
     if todo:
-        import torch
+        from photobatch.library.imaging import ImageError, load_image, pillow_warnings, to_tensor
 
-        from photobatch.library.imaging import ImageError, load_image, to_tensor
-
-        encoder.load()
         pending = list(todo.items())
         for start in range(0, len(pending), batch_size):
             hashes, tensors = [], []
             for sha256, media in pending[start : start + batch_size]:
                 assert media.path is not None
                 try:
-                    tensors.append(to_tensor(load_image(media.path)))
+                    with pillow_warnings() as noted:
+                        tensors.append(to_tensor(load_image(media.path)))
                 except (ImageError, OSError) as exc:
                     summary.problems.append(f"{media.uri}: cannot decode the photo: {exc}")
                     continue
+                finally:
+                    summary.problems.extend(f"{media.uri}: {note}" for note in noted)
                 hashes.append(sha256)
             if not tensors:
                 continue
-            pooled = encoder.encode(torch.stack(tensors)).pooled
-            rows = pooled.to(torch.float16).cpu().numpy().astype("<f2")
-            for sha256, row in zip(hashes, rows, strict=True):
-                embeddings[sha256] = row.tobytes()
+            for analysis in analyzer.describe(hashes, tensors):
+                known[analysis.sha256] = (analysis.embedding, analysis.candidates)
             summary.encoded += len(hashes)
     for media in photos:
-        media.embedding = embeddings.get(media.sha256 or "")
+        if media.sha256 in known:
+            media.embedding, media.candidates = known[media.sha256]
+            media.models = analyzer.models

@@ -13,9 +13,12 @@ opener without paying for it.
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pillow_heif
@@ -32,6 +35,36 @@ pillow_heif.register_heif_opener()
 # ``load_image`` refuses anything over Image.MAX_IMAGE_PIXELS as an error; Pillow's own warning
 # for sizes between 1x and 2x that limit would only repeat it as noise on stderr.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+# Pillow's other warnings are about the file being read ("Corrupt EXIF data"): each one reaches
+# ``pillow_warnings`` of the thread reading it, to be recorded with that photo, instead of
+# raw lines on stderr (a cron mail).
+warnings.filterwarnings("always", module=r"PIL\.")
+_collecting = threading.local()
+_show_warning = warnings.showwarning
+
+
+def _collect(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+    into = getattr(_collecting, "into", None)
+    if into is not None and issubclass(category, UserWarning):
+        into.append(" ".join(str(message).split()))
+    else:
+        _show_warning(message, category, *args, **kwargs)
+
+
+warnings.showwarning = _collect
+
+
+@contextmanager
+def pillow_warnings() -> Iterator[list[str]]:
+    """The warnings Pillow gives while this thread reads one file, as one-line messages (each
+    once), instead of on stderr."""
+    previous = getattr(_collecting, "into", None)
+    _collecting.into = into = []
+    try:
+        yield into
+    finally:
+        _collecting.into = previous
+        into[:] = list(dict.fromkeys(into))
 
 
 MODEL_SIZE = 224
@@ -160,13 +193,7 @@ def _load_raw(path: Path, target: int) -> Image.Image:
     import rawpy
 
     try:
-        with path.open("rb") as fh:
-            if fh.read(1) == b"":
-                raise ImageError(path, "empty file (0 bytes)")
-            fh.seek(0)
-            raw = rawpy.imread(fh)
-    except OSError as exc:
-        raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from exc
+        raw = _open_raw(path)
     except rawpy.LibRawFileUnsupportedError:
         try:
             with open_image(path) as im:
@@ -190,6 +217,21 @@ def _load_raw(path: Path, target: int) -> Image.Image:
         except Exception as exc:  # LibRaw errors and whatever a broken preview raises
             raise ImageError(path, f"corrupt RAW file: {_libraw_message(exc)}") from None
     return Image.fromarray(pixels).convert("RGB")
+
+
+def _open_raw(path: Path) -> Any:
+    """LibRaw's handle on ``path``, read through a file object: rawpy encodes a path as strict
+    UTF-8, so a file name that is not UTF-8 (a Latin-1 name from an old card) would fail there."""
+    import rawpy
+
+    try:
+        with path.open("rb") as fh:
+            if fh.read(1) == b"":
+                raise ImageError(path, "empty file (0 bytes)")
+            fh.seek(0)
+            return rawpy.imread(fh)
+    except OSError as exc:
+        raise ImageError(path, f"cannot read file: {exc.strerror or exc}") from exc
 
 
 def _raw_preview(raw: object, path: Path, target: int) -> Image.Image | None:
@@ -225,7 +267,7 @@ def raw_size(path: Path) -> tuple[int, int]:
     import rawpy
 
     try:
-        with rawpy.imread(str(path)) as raw:
+        with _open_raw(path) as raw:
             sizes = raw.sizes
     except rawpy.LibRawError as exc:
         raise ImageError(path, f"not a readable RAW file: {_libraw_message(exc)}") from None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +22,7 @@ import sqlite_utils
 from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord
 from photobatch.core.text import format_hashtags
 from photobatch.library.posts import PostTables
+from photobatch.library.reviews import ReviewTables, review_from_row
 from photobatch.library.schema import (
     EXPORT_COLUMNS,
     METADATA_COLUMNS,
@@ -42,8 +44,31 @@ from photobatch.library.sqlite_errors import (
 OUR_TABLES = frozenset({"photos", "analyses", "scans"})  # what every schema version has
 
 
+def _writable_companions(path: Path) -> None:
+    """Give SQLite's ``-wal`` and ``-shm`` files the index's permissions back where they lack
+    its owner's write permission.
+
+    SQLite creates them with the index file's permissions. Opened while the index was read-only
+    (a refused scan, a ``status``), they stay read-only after the user makes the index writable
+    again, and every later write fails as "read-only". A chmod is safe beside other connections.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if not mode & stat.S_IWUSR:
+        return  # the index itself is read-only: so should they be
+    for suffix in ("-wal", "-shm"):
+        companion = path.with_name(path.name + suffix)
+        try:
+            if not companion.stat().st_mode & stat.S_IWUSR:
+                companion.chmod(stat.S_IMODE(mode))
+        except OSError:
+            continue  # absent, or another user's: SQLite reports what it cannot open
+
+
 @every_public_method
-class Index(PostTables):
+class Index(PostTables, ReviewTables):
     """A photobatch index on disk; open it with ``Index(path)``.
 
     ``create=False`` (the read-only commands) refuses a file that does not exist yet instead of
@@ -57,6 +82,7 @@ class Index(PostTables):
             raise IndexOpenError(f"no index yet at {path}: run photobatch scan first")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _writable_companions(path)
             self.db = sqlite_utils.Database(path)
         except (OSError, sqlite3.Error) as exc:
             raise IndexOpenError(f"{path}: cannot open the index: {sqlite_problem(exc)}") from exc
@@ -138,9 +164,10 @@ class Index(PostTables):
 
     def _to_record(self, row: dict[str, Any]) -> PhotoRecord:
         metadata = PhotoMetadata(**{c: row[c] for c in METADATA_COLUMNS})
-        analysis = None
+        analysis = review = None
         if row["sha256"]:
             analysis = self.analysis(row["sha256"])
+            review = self.review(row["sha256"])
         return PhotoRecord(
             path=Path(fs_path(row["path"])),
             sha256=row["sha256"],
@@ -148,29 +175,12 @@ class Index(PostTables):
             error=row["error"],
             metadata=metadata,
             analysis=analysis,
+            review=review,
         )
 
     def analysis(self, sha256: str) -> Analysis | None:
         rows = list(self.db.query("SELECT * FROM analyses WHERE sha256 = ?", [sha256]))
-        if not rows:
-            return None
-        row = rows[0]
-        return Analysis(
-            sha256=row["sha256"],
-            labels=json.loads(row["labels"] or "[]"),
-            caption=row["caption"],
-            caption_confidence=row["caption_confidence"],
-            caption_source=row["caption_source"],
-            hashtags=json.loads(row["hashtags"] or "[]"),
-            candidates=json.loads(row["candidates"] or "[]"),
-            hashtag_scores=json.loads(row["hashtag_scores"] or "{}"),
-            candidate_scores=json.loads(row["candidate_scores"] or "{}"),
-            objects=json.loads(row["objects"] or "{}"),
-            post_text=row["post_text"],
-            embedding=row["embedding"],
-            models=row["models"],
-            personalized_by=row["personalized_by"],
-        )
+        return _to_analysis(rows[0]) if rows else None
 
     def counts(self) -> dict[str, int]:
         rows = self.db.execute("SELECT status, count(*) FROM photos GROUP BY status")
@@ -181,6 +191,13 @@ class Index(PostTables):
     def last_scan(self) -> dict[str, Any] | None:
         rows = list(self.db.query("SELECT * FROM scans ORDER BY id DESC LIMIT 1"))
         return rows[0] if rows else None
+
+    def recent(self, limit: int) -> list[PhotoRecord]:
+        """The ``limit`` photos most recently added to the index (missing ones left out)."""
+        sql = (
+            "SELECT * FROM photos WHERE status != 'missing' ORDER BY first_seen DESC, path LIMIT ?"
+        )
+        return [self._to_record(row) for row in self.db.query(sql, [limit])]
 
     def models_in_use(self) -> list[str]:
         rows = self.db.execute("SELECT DISTINCT models FROM analyses WHERE models IS NOT NULL")
@@ -224,27 +241,67 @@ class Index(PostTables):
         )
         return int(self.db.execute(sql).fetchone()[0])
 
-    def export_rows(self, table: str = "photos") -> Iterator[dict[str, Any]]:
+    def export_rows(
+        self, table: str = "photos", *, approved: bool = False
+    ) -> Iterator[dict[str, Any]]:
         """Rows for ``photobatch export``: one per image file found (failures included), or one
-        per imported post with ``table="posts"``."""
+        per imported post with ``table="posts"``. A photo's caption, hashtags and post draft are
+        as reviewed (the user's where they decided, see ``PhotoRecord.reviewed``), ``review``
+        says what they decided and ``model_*`` what the models say now; ``approved``: only
+        approved photos. ``hashtag_scores`` is a mapping (None without
+        results): each format writes it its own way."""
         if table == "posts":
             yield from self._post_export_rows()
             return
         if table != "photos":
             raise ValueError(f"unknown table {table!r}")
+        tables = {"analyses": "a", "reviews": "r"}
+        columns = [
+            f"{table}.{c[1]} AS {alias}_{c[1]}"
+            for table, alias in tables.items()
+            for c in self.db.execute(f"PRAGMA table_info({table})")
+            if c[1] != "embedding"
+        ]
         sql = (
-            "SELECT photos.*, analyses.caption, analyses.caption_confidence, "
-            "analyses.caption_source, analyses.hashtags AS tags, analyses.hashtag_scores, "
-            "analyses.labels AS label_list, analyses.post_text FROM photos LEFT JOIN analyses "
-            "ON analyses.sha256 = photos.sha256 ORDER BY photos.path"
+            f"SELECT photos.*, {', '.join(columns)} FROM photos "
+            "LEFT JOIN analyses ON analyses.sha256 = photos.sha256 "
+            "LEFT JOIN reviews ON reviews.sha256 = photos.sha256"
+            + (" WHERE reviews.verdict = 'approved'" if approved else "")
+            + " ORDER BY photos.path"
         )
         for row in self.db.query(sql):
-            row["path"] = fs_path(row["path"])
-            tags = json.loads(row.pop("tags") or "[]")
-            labels = json.loads(row.pop("label_list") or "[]")
-            row["hashtags"] = format_hashtags(tags)
-            row["labels"] = "; ".join(labels)
-            yield {c: row.get(c) for c in EXPORT_COLUMNS["photos"]}
+            parts: dict[str, dict[str, Any]] = {alias: {} for alias in tables.values()}
+            for key in list(row):
+                if key[:2] in ("a_", "r_"):
+                    parts[key[0]][key[2:]] = row.pop(key)
+            model = _to_analysis(parts["a"]) if parts["a"]["sha256"] else None
+            review = review_from_row(parts["r"]) if parts["r"]["sha256"] else None
+            record = PhotoRecord(
+                Path(fs_path(row["path"])),
+                row["sha256"],
+                row["status"],
+                analysis=model,
+                review=review,
+            )
+            shown = record.reviewed().analysis
+            out = {
+                **{c: row.get(c) for c in EXPORT_COLUMNS["photos"]},
+                "path": str(record.path),
+                "review": review.state if review else None,
+            }
+            if shown is not None and model is not None:
+                out.update(
+                    caption=shown.caption,
+                    caption_confidence=shown.caption_confidence,
+                    caption_source=shown.caption_source,
+                    hashtags=format_hashtags(shown.hashtags),
+                    hashtag_scores=shown.hashtag_scores,
+                    labels="; ".join(shown.labels),
+                    post_text=shown.post_text,
+                    model_caption=model.caption,
+                    model_hashtags=format_hashtags(model.hashtags),
+                )
+            yield out
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -382,3 +439,22 @@ class Index(PostTables):
                     "summary": json.dumps(summary),
                 }
             )
+
+
+def _to_analysis(row: dict[str, Any]) -> Analysis:
+    return Analysis(
+        sha256=row["sha256"],
+        labels=json.loads(row["labels"] or "[]"),
+        caption=row["caption"],
+        caption_confidence=row["caption_confidence"],
+        caption_source=row["caption_source"],
+        hashtags=json.loads(row["hashtags"] or "[]"),
+        candidates=json.loads(row["candidates"] or "[]"),
+        hashtag_scores=json.loads(row["hashtag_scores"] or "{}"),
+        candidate_scores=json.loads(row["candidate_scores"] or "{}"),
+        objects=json.loads(row["objects"] or "{}"),
+        post_text=row["post_text"],
+        embedding=row.get("embedding"),
+        models=row["models"],
+        personalized_by=row["personalized_by"],
+    )

@@ -21,7 +21,7 @@ import exifread
 
 from photobatch.core.records import PhotoMetadata
 from photobatch.library.discovery import RAW_EXTENSIONS
-from photobatch.library.imaging import ImageError, open_image, raw_size
+from photobatch.library.imaging import ImageError, open_image, pillow_warnings, raw_size
 
 # exifread's HEIF parser keeps parse state in class attributes shared by all threads (its
 # ``Box.subs``, ``Box.locs``...): two threads reading HEIC files at once lose each other's EXIF.
@@ -90,7 +90,9 @@ def read_metadata(path: Path) -> PhotoMetadata:
     field("lens", read_lens)
     field("GPS", read_gps)
     field("orientation", read_orientation)
-    _size(path, tags, meta, problems)
+    with pillow_warnings() as noted:
+        field("size", lambda: _size(path, tags, meta, problems))
+    problems.extend(noted)
     meta.warning = "; ".join(problems) or None
     return meta
 

@@ -51,6 +51,10 @@ class PostTables:
                 "path": str(m.path) if m.path else None,
                 "sha256": m.sha256,
                 "embedding": m.embedding,
+                "candidates": json.dumps(m.candidates, ensure_ascii=False)
+                if m.candidates
+                else None,
+                "models": m.models,
             }
             for p in posts
             for position, m in enumerate(p.media)
@@ -77,6 +81,8 @@ class PostTables:
                     path=Path(row["path"]) if row["path"] else None,
                     sha256=row["sha256"],
                     embedding=row["embedding"],
+                    candidates=json.loads(row["candidates"] or "[]"),
+                    models=row["models"],
                 )
             )
         return [
@@ -108,15 +114,18 @@ class PostTables:
     def post_ids(self) -> set[str]:
         return {r[0] for r in self.db.execute("SELECT id FROM posts")}
 
-    def known_embeddings(self, hashes: Iterable[str]) -> dict[str, bytes]:
-        """sha256 -> stored embedding for contents already encoded, as a post photo or a scanned
-        photo: a re-import never runs the encoder again for them."""
+    def known_photo_results(
+        self, hashes: Iterable[str], models: str
+    ) -> dict[str, tuple[bytes, list[str]]]:
+        """sha256 -> (embedding, the scan's hashtags) for contents ``models`` already analysed,
+        as a scanned photo or an imported one: a re-import runs no model for them."""
         hashes = list(set(hashes))
-        found: dict[str, bytes] = {}
+        found: dict[str, tuple[bytes, list[str]]] = {}
         for table in ("analyses", "post_media"):
-            sql = f"SELECT sha256, embedding FROM {table} "
-            sql += "WHERE sha256 IN ({marks}) AND embedding IS NOT NULL"
-            found.update({r[0]: r[1] for r in in_chunks(self.db, sql, hashes)})
+            sql = f"SELECT sha256, embedding, candidates FROM {table} "
+            sql += "WHERE models = ? AND embedding IS NOT NULL AND sha256 IN ({marks})"
+            rows = in_chunks(self.db, sql, hashes, [models])
+            found.update({r[0]: (r[1], json.loads(r[2] or "[]")) for r in rows})
         return found
 
     def _post_export_rows(self) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ from typing import Any
 import sqlite_utils
 
 from photobatch.core.objects import search_terms
-from photobatch.core.records import PhotoMetadata
+from photobatch.core.records import PhotoMetadata, media_name, post_identity
 
 METADATA_COLUMNS = [f.name for f in fields(PhotoMetadata)]
 
@@ -43,6 +43,9 @@ EXPORT_COLUMNS = {
         "status",
         "error",
         "warning",
+        "review",
+        "model_caption",
+        "model_hashtags",
     ],
     "posts": ["id", "taken_at", "caption", "hashtags", "media"],
 }
@@ -172,6 +175,73 @@ def _add_v4_confidence(db: sqlite_utils.Database) -> None:
     db["analyses"].add_column("candidate_scores", str)
 
 
+def _add_reviews(db: sqlite_utils.Database) -> None:
+    """Issue 22: the user's review of each content (``photobatch review``), keyed by sha256 as
+    ``analyses`` is, in a table of its own that no scan writes: approvals, rejections, the
+    user's caption and post draft, added and removed hashtags, and what was approved."""
+    db["reviews"].create(
+        {
+            "sha256": str,
+            "verdict": str,  # approved | rejected | NULL
+            "caption": str,
+            "post_text": str,
+            "added": str,  # JSON list of tags
+            "removed": str,  # JSON list of tags
+            "approved_caption": str,
+            "approved_hashtags": str,  # JSON list of tags
+            "approved_models": str,
+            "updated_at": str,
+        },
+        pk="sha256",
+    )
+
+
+def _key_posts_by_their_own_fields(db: sqlite_utils.Database) -> None:
+    """Issue 23: a post's id is its own (``post_identity``), the same with or without its media;
+    the scan's hashtags of each imported photo are kept beside it.
+
+    Earlier ids hashed the post's media files when the export had them and its time and caption
+    when it did not, so importing an export again with its photos added every post a second
+    time. Rows that are one post under the new id are merged: its caption, hashtags and media
+    from the copy with the most encoded photos (the later import on a tie), a photo missing there
+    taken from another copy's item of the same file name, and the first ``imported_at``.
+    """
+    db["post_media"].add_column("candidates", str)
+    db["post_media"].add_column("models", str)
+    media: dict[str, list[dict[str, Any]]] = {}
+    for row in db.query("SELECT * FROM post_media ORDER BY post_id, position"):
+        media.setdefault(row["post_id"], []).append(row)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in db.query("SELECT * FROM posts ORDER BY imported_at, id"):
+        uris = [m["uri"] for m in media.get(row["id"], [])]
+        groups.setdefault(post_identity(row["taken_at"], row["caption"], uris), []).append(row)
+
+    def encoded(row: dict[str, Any]) -> int:
+        return sum(m["embedding"] is not None for m in media.get(row["id"], []))
+
+    posts, items = [], []
+    for post_id, copies in groups.items():
+        best = max(reversed(copies), key=encoded)  # the later import on a tie
+        files = {
+            media_name(m["uri"]): m
+            for row in copies
+            for m in media.get(row["id"], [])
+            if m["sha256"]
+        }
+        for position, item in enumerate(media.get(best["id"], [])):
+            if not item["sha256"]:
+                item = {**item, **files.get(media_name(item["uri"]), {})}
+            items.append({**item, "post_id": post_id, "position": position})
+        first = min((r["imported_at"] for r in copies if r["imported_at"]), default=None)
+        posts.append({**best, "id": post_id, "imported_at": first})
+    db.execute("DELETE FROM post_media")
+    db.execute("DELETE FROM posts")
+    if posts:
+        db["posts"].insert_all(posts)
+    if items:
+        db["post_media"].insert_all(items)
+
+
 def _add_search_objects(db: sqlite_utils.Database) -> None:
     """Search what grounding supports (issue 21): the objects a photo shows, and one column of
     search terms in which a multi-word name is one term ('hot dog' is no dog).
@@ -198,6 +268,8 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _create_v2_posts,
     _add_v3_candidates,
     _add_v4_confidence,
+    _add_reviews,
+    _key_posts_by_their_own_fields,
     _add_search_objects,
 ]
 

@@ -29,8 +29,9 @@ _OPERATORS = frozenset({"AND", "OR", "NOT", "NEAR"})
 _PHRASE = re.compile(r'"([^"]*)"')
 
 
-class SearchQueryError(UserError):
-    """A query that cannot be searched (empty, or broken full-text syntax); says why."""
+class SearchQueryError(UserError, ValueError):
+    """A query that cannot be searched (empty, or broken full-text syntax); says why. A
+    ValueError too: the caller's input is wrong, not the index (the review page answers 400)."""
 
 
 @dataclass(frozen=True)

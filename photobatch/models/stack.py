@@ -108,7 +108,7 @@ class Analyzer:
         from photobatch.library.imaging import ImageError, load_image, to_tensor
 
         result: dict[Path, list[str]] = {}
-        size = max(1, self.config.batch_size)
+        size = self.config.batch_size
         for start in range(0, len(paths), size):
             batch = []
             for path in paths[start : start + size]:

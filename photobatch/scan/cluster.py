@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import sys
 import tempfile
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from photobatch.core.config import Config
+from photobatch.core.config import Config, host_port_problem, quote
 from photobatch.core.errors import MissingExtra
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
 from photobatch.scan.summary import ScanError
@@ -155,7 +157,7 @@ class RayEngine:
         gpus = int(resources.get("GPU", 0))
         self.cpus = max(1, int(resources.get("CPU", 1)))
         count = self.config.ray.actors or gpus or len([n for n in ray.nodes() if n["Alive"]])
-        self.batch_size = max(1, self.config.gpu_batch_size if gpus else self.config.batch_size)
+        self.batch_size = self.config.gpu_batch_size if gpus else self.config.batch_size
         # Actors reserve no CPU: on a node with one or two CPUs a reserved one would leave the
         # decode tasks none, or one (the local engine's decode threads and the encoder share the
         # cores the same way).
@@ -242,12 +244,18 @@ class RayEngine:
             raise ScanError(f"on the Ray cluster: {cause}") from exc
 
     def close(self) -> None:
-        """Stop the actors; disconnect from (or stop) the Ray instance this engine started."""
-        for actor in getattr(self, "actors", []):
-            self.ray.kill(actor)
-        self.actors = []
+        """Disconnect from (or stop) the Ray instance this engine started, which ends its
+        actors; in a Ray this engine joined, stop them."""
         if self._started and self.ray.is_initialized():
-            self.ray.shutdown()
+            # Not killed one by one first: an actor killed with work in flight (a scan
+            # stopped by SIGTERM) has Ray print a line per task on stdout, into cron's mail;
+            # and its C++ core's complaints about tasks cut short stay out of stderr.
+            with own_sigterm(), core_log():
+                self.ray.shutdown()
+        else:
+            for actor in getattr(self, "actors", []):
+                self.ray.kill(actor)
+        self.actors = []
 
 
 def import_ray() -> Any:
@@ -268,7 +276,7 @@ def connect(ray: Any, address: str | None) -> bool:
     address = address or os.environ.get("RAY_ADDRESS") or "local"
     if address not in ("auto", "local"):
         reachable(address)
-    with core_log() as log:
+    with core_log() as log, own_sigterm():
         try:
             ray.init(
                 address=address,
@@ -294,10 +302,26 @@ def connect(ray: Any, address: str | None) -> bool:
 
 
 @contextmanager
+def own_sigterm() -> Iterator[None]:
+    """Keep the process's own SIGTERM handler across ``ray.init``, which replaces it twice: in
+    Python (an exit without cleanup) and in its C++ core (a stack dump on stderr, into cron's
+    mail), and across ``ray.shutdown``, which resets it. Reinstalling it removes Ray's, so
+    SIGTERM ends the scan as the command line says."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+
+
+@contextmanager
 def core_log() -> Iterator[BinaryIO]:
     """Ray's C++ core writes to file descriptor 2 while it connects, a warning a second for as
-    long as a cluster refuses it; keep that out of the scan's output (a cron job's mail), and
-    hand it over for the one-line error."""
+    long as a cluster refuses it, and while it shuts down with tasks cut short; keep that out of
+    the scan's output (a cron job's mail), and hand it over for the one-line error."""
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as log:
@@ -311,9 +335,9 @@ def core_log() -> Iterator[BinaryIO]:
 
 def reachable(address: str) -> None:
     """Fail in seconds, with one line, when nothing listens at a cluster's host:port."""
+    if problem := host_port_problem(address):  # RAY_ADDRESS: the config's was checked already
+        raise ScanError(f"Ray address {quote(address)} {problem}")
     host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ScanError(f"Ray address '{address}' is not host:port (as 'ray start --head' prints)")
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:

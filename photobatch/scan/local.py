@@ -57,7 +57,7 @@ class LocalEngine:
 
     def process(self, todo: list[Item], pick: Pick) -> Iterator[Processed]:
         """Every item of ``todo``, in batches: identified, and analysed where ``pick`` says."""
-        with ThreadPoolExecutor(max(1, self.config.workers)) as pool:
+        with ThreadPoolExecutor(self.config.workers) as pool:
             # The pool decodes ahead while the models work: one batch ahead once they run, up
             # to LOAD_AHEAD batches while they are still loading, so the seconds of importing
             # torch and loading weights are spent decoding instead of waiting.
@@ -95,9 +95,7 @@ class LocalEngine:
         the first batch, they are ready when that batch is, instead of adding to the scan.
         """
         if self._warm_up is None:
-            self._warm_up = threading.Thread(
-                target=self.load_models, name="photobatch-model-load", daemon=True
-            )
+            self._warm_up = threading.Thread(target=self.load_models, name="photobatch-model-load")
             self._warm_up.start()
 
     def _models_ready(self) -> bool:
@@ -108,7 +106,7 @@ class LocalEngine:
         rest = iter(todo)
         while True:
             size = self.config.gpu_batch_size if self._on_gpu else self.config.batch_size
-            batch = list(islice(rest, max(1, size)))
+            batch = list(islice(rest, size))
             if not batch:
                 return
             yield batch

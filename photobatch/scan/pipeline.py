@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -23,8 +24,9 @@ from typing import TYPE_CHECKING, Literal, Protocol
 from tqdm import tqdm
 
 from photobatch.core.config import Config
+from photobatch.core.lock import SidecarLock
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRecord
-from photobatch.library.discovery import walk
+from photobatch.library.discovery import is_image_name, walk
 from photobatch.library.index import Index
 from photobatch.library.schema import now
 from photobatch.library.sidecars import SidecarSync
@@ -107,36 +109,48 @@ class Scanner:
                 self._engine = LocalEngine(self.config, lambda: self.analyzer)
         return self._engine
 
-    def scan(self, roots: list[Path], *, reanalyse: bool = False) -> ScanSummary:
+    def scan(
+        self, roots: list[Path], *, reanalyse: bool = False, stop: threading.Event | None = None
+    ) -> ScanSummary:
         """Bring the index (and sidecars) up to date with the photos below ``roots``; with
-        ``reanalyse``, run the models again on every photo below them."""
+        ``reanalyse``, run the models again on every photo below them. Once ``stop`` is set, the
+        batch in hand is committed and the rest left to the next scan."""
         started, clock = now(), time.monotonic()
-        roots = [r.expanduser().absolute() for r in roots]
-        for root in roots:
-            if not root.exists():
-                raise ScanError(f"{root}: no such file or folder (nothing was marked missing)")
+        roots = checked_roots(roots)
         summary = ScanSummary()
+        unreadable: list[Path] = []
 
-        def unreadable(path: Path, exc: OSError) -> None:
+        def cannot_read(path: Path, exc: OSError) -> None:
             summary.problems.append(f"{path}: cannot read: {exc.strerror or exc}")
+            unreadable.append(path)
 
-        found = list(walk(roots, on_error=unreadable))
+        found = list(walk(roots, on_error=cannot_read))
         known = self.index.known_files()
-        self._run(found, known, summary, reanalyse=reanalyse)
-        self._refresh_personal(roots, summary)
+        self._run(found, known, summary, reanalyse=reanalyse, stop=stop)
+        if not summary.stopped:
+            self._refresh_personal(roots, summary)
         seen = {str(f.path) for f in found}
+        # What a folder that cannot be read holds is unreadable, not gone: its indexed photos
+        # count as unreadable (a folder with none of them, as one).
+        present = [p for p, row in known.items() if row[2] != "missing"]
+        for folder in unreadable:
+            summary.errors += max(1, sum(is_below(p, [folder]) for p in present))
         gone = [
             path
             for path, (_, _, status, _) in known.items()
-            if status != "missing" and path not in seen and _is_below(path, roots)
+            if status != "missing"
+            and path not in seen
+            and is_below(path, roots)
+            and not is_below(path, unreadable)
         ]
-        summary.missing += self.index.mark_missing(gone)
+        self._mark_missing(gone, summary)
         summary.seconds = time.monotonic() - clock
         self.index.log_scan(started, roots, summary.as_dict())
         return summary
 
-    def update(self, changed: list[Path], gone: list[Path]) -> ScanSummary:
-        """Process just these files (the watcher's settled batch) and mark ``gone`` missing."""
+    def update(self, changed: list[Path], gone: list[Path], roots: list[Path]) -> ScanSummary:
+        """Process just these files (the watcher's settled batch of the folders ``roots``) and
+        mark ``gone`` missing."""
         started, clock = now(), time.monotonic()
         summary = ScanSummary()
         found, vanished = [], list(gone)
@@ -149,12 +163,26 @@ class Scanner:
             found.append(FoundFile(path, st.st_size, st.st_mtime_ns))
         known = self.index.known_files()
         self._run(found, known, summary)
-        summary.missing += self.index.mark_missing(
-            p for p, row in known.items() if row[2] != "missing" and _is_below(p, vanished)
+        self._mark_missing(
+            [p for p, row in known.items() if row[2] != "missing" and is_below(p, vanished)],
+            summary,
         )
         summary.seconds = time.monotonic() - clock
-        self.index.log_scan(started, changed + gone, summary.as_dict())
+        self.index.log_scan(started, roots, summary.as_dict())
         return summary
+
+    def _mark_missing(self, paths: list[str], summary: ScanSummary) -> None:
+        """Mark photos that are gone missing (their results are kept) and remove the sidecars
+        photobatch alone wrote for them."""
+        summary.missing += self.index.mark_missing(paths)
+        if self.sidecars is None:
+            return
+        for path in paths:
+            record = self.index.record(Path(path))
+            if record is not None:
+                problems = self.sidecars.forget(record)
+                summary.sidecar_problems += len(problems)
+                summary.problems.extend(problems)
 
     def _refresh_personal(self, roots: list[Path], summary: ScanSummary) -> None:
         """Re-rank photos analysed before the personal head was (re)trained or removed.
@@ -170,29 +198,36 @@ class Scanner:
         if self.sidecars is not None:
             paths = self.index.paths_with(a.sha256 for a in updated).values()
             self._rewrite_sidecars(
-                [p for ps in paths for p in ps if _is_below(str(p), roots)], summary
+                [p for ps in paths for p in ps if is_below(str(p), roots)], summary
             )
+
+    def _sidecar_lock(self) -> AbstractContextManager[object]:
+        """Held from reading a photo's record to committing it whenever sidecars are written,
+        so ``photobatch review`` and a scan never write a sidecar from each other's old view."""
+        return SidecarLock(self.config.index) if self.sidecars is not None else nullcontext()
 
     def _rewrite_sidecars(self, paths: list[Path], summary: ScanSummary) -> None:
         """Bring the sidecars of these indexed photos up to date with their records."""
         assert self.sidecars is not None
-        for path in paths:
-            record = self.index.record(path)
-            if record is not None and record.status == "ok":
-                problems = self.sidecars.write(record)
-                summary.sidecar_problems += len(problems)
-                summary.problems.extend(problems)
+        with self._sidecar_lock():
+            for path in paths:
+                record = self.index.record(path)
+                if record is not None and record.status == "ok":
+                    problems = self.sidecars.write(record)
+                    summary.sidecar_problems += len(problems)
+                    summary.problems.extend(problems)
 
     def move(self, src: Path, dest: Path) -> int:
         """Follow a file or folder that was moved: paths change, results stay, no model work,
         and the sidecars photobatch wrote go along."""
         moved = self.index.move(src, dest)
         if self.sidecars is not None:
-            for path in map(Path, moved):
-                self.sidecars.move(src / path.relative_to(dest), path)
-                record = self.index.record(path)
-                if record is not None and record.status == "ok":
-                    self.sidecars.write(record)
+            with self._sidecar_lock():
+                for path in map(Path, moved):
+                    self.sidecars.move(src / path.relative_to(dest), path)
+                    record = self.index.record(path)
+                    if record is not None and record.status == "ok":
+                        self.sidecars.write(record)
         return len(moved)
 
     def _run(
@@ -202,9 +237,11 @@ class Scanner:
         summary: ScanSummary,
         *,
         reanalyse: bool = False,
+        stop: threading.Event | None = None,
     ) -> None:
         """Gate, then process in batches, every file of ``found`` that is new or changed, or
-        whose results came from other model versions (every file, with ``reanalyse``)."""
+        whose results came from other model versions (every file, with ``reanalyse``), until
+        ``stop`` is set."""
         summary.found += len(found)
         models = self.analyzer.models
         stale = set() if reanalyse else self.index.stale_analyses(models)
@@ -227,12 +264,19 @@ class Scanner:
             todo.append(Item(f, is_new=old is None))
 
         if todo:
-            self._process(todo, summary, None if reanalyse else models)
-        if restore:
+            self._process(todo, summary, None if reanalyse else models, stop)
+        if restore and not summary.stopped:
             self._rewrite_sidecars(restore, summary)
 
-    def _process(self, todo: list[Item], summary: ScanSummary, models: str | None) -> None:
-        """Send ``todo`` through the engine and commit each batch as it comes back."""
+    def _process(
+        self,
+        todo: list[Item],
+        summary: ScanSummary,
+        models: str | None,
+        stop: threading.Event | None,
+    ) -> None:
+        """Send ``todo`` through the engine and commit each batch as it comes back, until
+        ``stop`` is set."""
         # Content on its way through the engine: the item that carries it. A copy in a later
         # batch is not analysed again: batches are committed in order, so the result is in the
         # index by the time the copy's batch is committed.
@@ -266,6 +310,9 @@ class Scanner:
                     if item.error is None:
                         del claimed[item.sha256]  # type: ignore[arg-type]
                 bar.update(len(batch.items))
+                if stop is not None and stop.is_set():
+                    summary.stopped = True
+                    break
 
     def commit(
         self, batch: Processed, summary: ScanSummary, claimed: dict[str, Item] | None = None
@@ -282,8 +329,15 @@ class Scanner:
                 item.error = f"{item.found.path}: same content as {first.error}"
         # Sidecars first, the index commit last: a scan killed in between redoes the batch next
         # time, while a committed photo whose sidecar was never written would stay without one.
-        if self.sidecars is not None:
-            self._write_sidecars(batch.items, {a.sha256: a for a in batch.analyses}, summary)
+        with self._sidecar_lock():
+            self.index.carry_reviews(  # a photo edited in place keeps its review
+                [(i.found.path, i.sha256) for i in batch.items if i.sha256 and i.error is None]
+            )
+            if self.sidecars is not None:
+                self._write_sidecars(batch.items, {a.sha256: a for a in batch.analyses}, summary)
+            self._commit_rows(batch, summary)
+
+    def _commit_rows(self, batch: Processed, summary: ScanSummary) -> None:
         rows = []
         for item in batch.items:
             status = "error" if item.error else "ok"
@@ -305,6 +359,7 @@ class Scanner:
         origins = self.index.paths_with(
             item.sha256 for item in batch if item.is_new and item.error is None and item.sha256
         )
+        reviews = self.index.reviews(item.sha256 for item in batch if item.sha256)
         for item in batch:
             if item.error is not None or item.sha256 is None:
                 continue
@@ -321,6 +376,7 @@ class Scanner:
                 status="ok",
                 metadata=item.metadata or PhotoMetadata(),
                 analysis=fresh.get(item.sha256) or self.index.analysis(item.sha256),
+                review=reviews.get(item.sha256),
             )
             problems = self.sidecars.write(record)
             if problems:
@@ -333,5 +389,20 @@ class Scanner:
                 item.found = replace(item.found, mtime_ns=-1)
 
 
-def _is_below(path: str, roots: list[Path]) -> bool:
+def checked_roots(roots: list[Path]) -> list[Path]:
+    """``roots`` as absolute paths, once each is known to be a folder or a photo."""
+    roots = [r.expanduser().absolute() for r in roots]
+    for root in roots:
+        if not root.exists():
+            raise ScanError(f"{root}: no such file or folder (nothing was marked missing)")
+        if not root.is_dir() and not is_image_name(root.name):
+            raise ScanError(
+                f"{root}: not a photo (by its name) nor a folder: photobatch scans photos (.jpg, "
+                ".heic, a camera's RAW...) and folders of them"
+            )
+    return roots
+
+
+def is_below(path: str, roots: list[Path] | list[str]) -> bool:
+    """Whether ``path`` is one of ``roots`` or inside one."""
     return any(path == str(r) or path.startswith(str(r).rstrip(os.sep) + os.sep) for r in roots)

@@ -26,6 +26,7 @@ class ScanSummary:
     missing: int = 0
     personalized: int = 0  # photos analysed earlier, re-ranked by a newly trained personal head
     sidecar_problems: int = 0
+    stopped: bool = False  # a stop signal ended it after a batch: the next scan does the rest
     seconds: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -48,6 +49,8 @@ class ScanSummary:
             parts.append(f"{self.personalized} re-ranked by your personal head")
         if self.sidecar_problems:
             parts.append(f"{self.sidecar_problems} sidecar problems")
+        if self.stopped:
+            parts.append("stopped before the end: the next scan does the rest")
         return (
             f"photobatch: {self.found} photos: {', '.join(parts)}; "
             f"{self.analyzed} analysed in {self.seconds:.1f}s"

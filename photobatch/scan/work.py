@@ -7,7 +7,7 @@ Pillow, hashlib and file reads release the GIL, so a few threads keep the models
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
@@ -62,15 +62,21 @@ def identify(item: Item) -> None:
 
 
 def decode(item: Item) -> None:
-    """Decode and preprocess one photo for the encoder (runs in the pool)."""
-    from photobatch.library.imaging import ImageError, load_image, to_tensor
+    """Decode and preprocess one photo for the encoder (runs in the pool); what Pillow warns
+    about it is added to its metadata's warning."""
+    from photobatch.library.imaging import ImageError, load_image, pillow_warnings, to_tensor
 
     try:
-        item.image = to_tensor(load_image(item.found.path))
+        with pillow_warnings() as noted:
+            item.image = to_tensor(load_image(item.found.path))
     except ImageError as exc:
         item.error = str(exc)
     except OSError as exc:
         item.error = read_problem(item.found.path, exc)
+    metadata = item.metadata or PhotoMetadata()
+    new = [n for n in noted if n not in (metadata.warning or "")]
+    if new:
+        item.metadata = replace(metadata, warning="; ".join(filter(None, [metadata.warning, *new])))
 
 
 def read_for_gpu(item: Item) -> None:

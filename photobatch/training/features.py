@@ -3,7 +3,8 @@
 The encoder is frozen while the captioner trains, so every epoch (and every evaluation) would
 recompute identical maps; caching them turns an epoch from minutes of convolutions into seconds.
 A cache file is keyed by the encoder, the image folder and the list of images, and is written under
-a temporary name first so an interrupted run never leaves a half-filled cache behind.
+a temporary name first so an interrupted run never leaves a half-filled cache behind; it is read
+only while it matches the sha256 recorded when it was written, and computed again otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
+
+from photobatch.core.atomic import intact, record_digest
 
 FEATURE_SHAPE = (1280, 7, 7)
 
@@ -59,7 +62,7 @@ def encode_images(
 
     encoder = image_encoder(str(device))
     path = cache_dir / f"features-{cache_key(encoder.name, images, names)}.npy"
-    if path.is_file():
+    if intact(path):
         return np.load(path, mmap_mode="r")
     cache_dir.mkdir(parents=True, exist_ok=True)
     encoder.load()
@@ -79,6 +82,7 @@ def encode_images(
     out.flush()
     del out
     partial.replace(path)
+    record_digest(path)
     return np.load(path, mmap_mode="r")
 
 

@@ -132,9 +132,14 @@ def scene_set(folder: Path) -> tuple[list[str], list[str], np.ndarray]:
 
 
 def fit_logistic(
-    x: np.ndarray, y: np.ndarray, classes: int, weights: np.ndarray | None = None
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: int,
+    weights: np.ndarray | None = None,
+    l2: float = L2,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Logistic regression (binary when ``classes == 1``, else softmax) by full-batch L-BFGS."""
+    """Logistic regression (binary when ``classes == 1``, else softmax) by full-batch L-BFGS,
+    with ``l2`` times the squared weights added to the mean loss."""
     torch.manual_seed(SEED)
     X = torch.from_numpy(np.ascontiguousarray(x, np.float32))
     Y = torch.from_numpy(y)
@@ -154,7 +159,7 @@ def fit_logistic(
             )
         else:
             loss = torch.nn.functional.cross_entropy(out, Y.long(), reduction="none")
-        loss = (loss * w).sum() / w.sum() + L2 * (W**2).sum()
+        loss = (loss * w).sum() / w.sum() + l2 * (W**2).sum()
         loss.backward()
         return loss
 

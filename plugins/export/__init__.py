@@ -20,8 +20,9 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class CsvExporter:
-    """CSV with a header row; None becomes an empty cell, as spreadsheets expect, and text that a
-    spreadsheet would run as a formula starts with ``'`` (OWASP's advice), so it shows as text."""
+    """CSV with a header row; None becomes an empty cell, as spreadsheets expect, a mapping its
+    JSON text, and text that a spreadsheet would run as a formula starts with ``'`` (OWASP's
+    advice), so it shows as text."""
 
     name = "csv"
 
@@ -70,6 +71,8 @@ class JsonLinesExporter:
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
+    if isinstance(value, dict | list):  # hashtag_scores: a cell holds it as JSON text
+        value = json.dumps(value, ensure_ascii=False)
     if isinstance(value, str) and value.startswith(FORMULA_START):
         return "'" + value
     return value

@@ -49,6 +49,9 @@ XML_LANG = f"{{{XML}}}lang"
 DC_DESCRIPTION = f"{{{DC}}}description"
 CAPTION_LEDGER = f"{{{PHOTOBATCH}}}description"
 
+# Elements that hold properties or items, never text: whitespace in them is layout.
+_STRUCTURE = frozenset({XMPMETA, RDF_RDF, RDF_DESCRIPTION, *CONTAINERS})
+
 # Real applications nest XMP about 15 elements deep (face regions, edit histories); a file nested
 # far deeper is refused when parsed, so nothing later (merging, writing) can run out of stack.
 MAX_DEPTH = 100
@@ -383,6 +386,9 @@ def _write(element: ET.Element, prefixes: dict[str, str], out: list[str], depth:
     children = list(element)
     if not children:
         text = element.text or ""
+        if element.tag in _STRUCTURE and not text.strip():
+            text = ""  # the indentation of children since removed: a packet emptied of
+            # photobatch's part then reads exactly as a new empty one
         out.append(f"<{head}>{_text(text)}</{name}>" if text else f"<{head}/>")
         return
     out.append(f"<{head}>")

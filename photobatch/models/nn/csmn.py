@@ -1,7 +1,9 @@
 """Context Sequence Memory Network (Park, Kim, Kim, "Attend to You", CVPR 2017).
 
 CSMN generates a user's hashtags (or post text) one token at a time from a memory of three kinds
-of cells, and it is what photobatch's personalizer head is built on:
+of cells. photobatch's personal ranking used its probabilities until measurement showed they add
+nothing to it (``models/PERSONALIZER.md``); the personalization benchmark still fits one per
+user (``photobatch.training.csmn_head``) to show that:
 
 - image memory: one cell from the photo's pooled EfficientNet-Lite0 vector (the paper: ResNet
   res5c pooled);
