@@ -245,3 +245,27 @@ def test_the_sidecar_threshold_is_the_shipped_describe_point() -> None:
     from photobatch.core.config import SidecarConfig
 
     assert SidecarConfig().min_caption_confidence == Grounding().describe
+
+
+def test_a_weak_person_yields_to_what_the_photo_surely_shows(research_data: Path) -> None:
+    """A fire hydrant's spray the person head half believes (p 0.30) is no "woman standing in
+    a water fountain": a person less sure than ``person_weak`` yields to the scene's caption,
+    and the same evidence at the old rule (every supported person keeps the sentence) did not."""
+    from photobatch.library.imaging import load_image, to_tensor
+    from photobatch.models.stack import Analyzer
+
+    analyzer = Analyzer(Config(), "cpu")
+    analyzer.load()
+    image = to_tensor(load_image(research_data / "broad/coco-dev/000000194322.jpg"))
+    out = analyzer.encoder.encode(image[None])
+    pooled, logits = out.pooled.float().numpy(), out.logits.float().numpy()
+    [(ev, decision)] = analyzer.grounding.caption(
+        analyzer.captioner, out.feature_map, pooled, logits
+    )
+    assert ev.person and ev.p_person < Thresholds().person_weak
+    assert decision.source in ("concept", "scene")
+    assert not words(decision.caption) & PERSON_NOUNS, decision.caption
+    old = Grounding(thresholds=Thresholds(person_weak=Thresholds().person))
+    [old_ev] = old.evidence(pooled, logits)
+    kept = old.decide(old_ev, "A woman is standing in a water fountain.", -0.5)
+    assert kept.source == "sat" and "woman" in words(kept.caption)

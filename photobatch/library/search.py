@@ -1,6 +1,6 @@
 """How the index is searched: what a photo is found by, how a query is read, how hits rank.
 
-A photo is found by its caption and the objects grounding supports in it, in one full-text
+A photo is found by its caption and the objects grounding finds in it, in one full-text
 column of *terms* (``core.objects.search_terms``), and by its hashtags: a multi-word name is one
 term, so 'dog' does not find a hot dog; an object's own name is a term wherever a word names it
 (a caption's "puppy" is found by 'dog'); terms are singular, so 'dogs' finds 'dog'. No stemmer:
@@ -46,7 +46,7 @@ class SearchHit:
 
 def indexed_terms(analysis: Analysis) -> str:
     """What the full-text index reads of a photo besides its hashtags: its caption's terms and
-    the names of the objects grounding supports."""
+    the names of the objects grounding finds in it (``Evidence.objects``, search's own point)."""
     words = search_terms(analysis.caption or "")
     words += [term(name) for name in analysis.objects]
     return " ".join(words)

@@ -82,6 +82,8 @@ class Thresholds:
     GROUNDING.md)."""
 
     person: float = 0.3  # person head probability: below it person words are banned
+    person_weak: float = 0.4  # a sentence only a person this unsure supports yields to a
+    #                           concept or scene caption when the photo has one
     dog: float = 0.3  # dog head probability: below it dog words are banned
     person_sure: float = 0.95  # a person head this sure is never vetoed by ImageNet
     object_veto: float = 0.5  # a non-living concept this likely vetoes the person head
@@ -100,6 +102,9 @@ class Thresholds:
     tag_concept: float = 0.2  # concept probability for its hashtags
     tag_class: float = 0.15  # ImageNet class probability for its own name as a tag (#bagel)
     tag_scene: float = 0.5  # scene head probability for the scene as a tag
+    search: float = 0.4  # object head probability from which search finds the photo by the
+    #                      object (its own point: a result one skips costs less than a caption
+    #                      that lies)
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,7 @@ class Evidence:
     dog: bool  # a dog is supported
     object_p: np.ndarray  # (len(HEAD_OBJECTS),) object head probabilities
     present: frozenset[str]  # the object classes the photo supports, person and dog included
+    searchable: frozenset[str]  # what search finds it by: those, and objects at the search point
 
     @property
     def top_concept(self) -> tuple[Concept, float]:
@@ -141,9 +147,9 @@ class Evidence:
 
     @property
     def objects(self) -> dict[str, float]:
-        """The supported objects with their probabilities, likeliest first (what the index
-        stores and search ranks by)."""
-        found = {name: round(self.probability(name), 3) for name in self.present}
+        """The objects search finds the photo by, with their probabilities, likeliest first
+        (what the index stores and search ranks by)."""
+        found = {name: round(self.probability(name), 3) for name in self.searchable}
         return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
 
 
@@ -283,6 +289,9 @@ class Grounding(Model):
             seen = (object_p[i] >= t.object) | (imagenet_p[i] >= t.concept)
             present = {name for name, ok in zip(HEAD_OBJECTS, seen, strict=True) if ok}
             present |= {name for name, ok in (("person", person), ("dog", dog)) if ok}
+            searchable = {
+                n for n, p in zip(HEAD_OBJECTS, object_p[i], strict=True) if p >= t.search
+            }
             out.append(
                 Evidence(
                     float(p_person[i]),
@@ -298,6 +307,7 @@ class Grounding(Model):
                     dog,
                     object_p[i].astype(np.float32),
                     frozenset(present),
+                    frozenset(present | searchable),
                 )
             )
         return out
@@ -384,11 +394,13 @@ class Grounding(Model):
         """Which caption a photo gets, from the captioner's (banned-word) sentence and its beam
         score (length-normalised log-probability), and how sure it is.
 
-        The sentence stays when a person or dog supports it: that is the captioner's domain.
-        Otherwise the photo is outside it, and a concept or scene caption is written when one is
-        confident; a screenshot or blank frame gets none; failing all that, the sentence is kept
-        only when its own probability reaches ``Thresholds.caption``. No caption names an object
-        the photo does not support.
+        The sentence stays when a person or dog supports it: that is the captioner's domain (a
+        person less sure than ``Thresholds.person_weak`` yields to a confident concept or scene
+        caption: a fire hydrant's spray is no woman in a fountain). Otherwise the photo is outside
+        it, and a concept or scene caption is written when one is confident; a screenshot or
+        blank frame gets none; failing all that, the sentence is kept only when its own
+        probability reaches ``Thresholds.caption``. No caption names an object the photo does not
+        support.
         """
         t = self.thresholds
         own = float(min(1.0, t.sat_scale * np.exp(score)))
@@ -396,10 +408,11 @@ class Grounding(Model):
             return Decision("", 0.0, NONE)
         if not named_objects(sentence) <= ev.present:
             sentence = ""  # a word the bans could not reach (none in the shipped vocabulary)
+        grounded = self._grounded_caption(ev)
         if (ev.person or ev.dog) and sentence:
             support = max(p for p, ok in ((ev.p_person, ev.person), (ev.p_dog, ev.dog)) if ok)
-            return self._calibrated(ev, sentence, SAT, max(own, support), score)
-        grounded = self._grounded_caption(ev)
+            if ev.dog or ev.p_person >= t.person_weak or grounded is None:
+                return self._calibrated(ev, sentence, SAT, max(own, support), score)
         if grounded is not None:
             return self._calibrated(ev, *grounded, 0.0)
         top, p_top = ev.top_concept
