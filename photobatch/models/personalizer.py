@@ -70,8 +70,8 @@ FEATURES = ("vote", "co-occurrence", "frequency", "candidate")
 # which prints them; the users it reports never chose them. Photo weights leave the frequency
 # out (the vote carries it, scaled by familiarity, and a raw frequency put a dog lover's tags on
 # food photos); text weights have no vote to use.
-PHOTO_WEIGHTS = (5.14, 4.01, 0.0, 1.85, -4.67)
-TEXT_WEIGHTS = (0.0, 3.92, 5.19, 1.71, -4.55)
+PHOTO_WEIGHTS = (5.18, 3.94, 0.0, 1.79, -4.64)
+TEXT_WEIGHTS = (0.0, 3.78, 5.22, 1.72, -4.53)
 # The probability a tag needs to be written: the one that writes the choose users' own tags best
 # (F1 of the written set against the post's tags), among floors that keep a single-topic user's
 # tags off 95% of photos of other subjects (the benchmark prints the sweep).
