@@ -1,4 +1,4 @@
-"""``photobatch bench`` at toy scale: its photos, its measurements and its README table.
+"""``photobatch bench`` at toy scale: its photos, its measurements and its docs/performance.md row.
 
 Photos are generated small (320x240) from one shared Flickr8k photo so the tests take seconds;
 the real run (12 MP) goes through the same code with the default size.

@@ -12,6 +12,9 @@ def test_ci_runs_the_readmes_test_command_which_checks_with_ruff_before_the_test
     [command] = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
     ci = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
     assert ci[-1] == command
+    # The development page repeats it, word for word.
+    development = (ROOT / "docs" / "development.md").read_text(encoding="utf-8").splitlines()
+    assert [line for line in development if line.startswith("python3 -m venv .venv")] == [command]
     steps = command.split(" && ")
     assert steps[-3:] == [
         ".venv/bin/ruff check .",

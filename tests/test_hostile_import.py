@@ -1,6 +1,6 @@
 """Small hostile Instagram exports stay small: deep member names, a zip bomb, a post with 100,000
 hashtags. Each is imported (what can be) or refused in one line; what they cost stays linear in
-their size (``tests/hostile_inputs.py`` measures each; the figures are in the README)."""
+their size (``tests/hostile_inputs.py`` measures each; the figures are in docs/errors.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """What a new user meets first: the README's install and cron lines as they are written, run in
 the environment they run in, and the commands they try before reading further.
 
-The README's lines are read out of README.md, so the documentation and the test cannot drift.
+The lines are read out of README.md, and the docs pages that repeat them must repeat them exactly,
+so the documentation and the test cannot drift.
 """
 
 from __future__ import annotations
@@ -19,7 +20,10 @@ from test_bad_input import scanner
 from photobatch.cli import cli
 from photobatch.library.index import Index
 
-README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+# The pages that repeat the README's cron and link lines (for a reader who starts there).
+REPEATED_IN = {"cron": ROOT / "docs" / "scanning.md", "link": ROOT / "docs" / "install.md"}
 VENV = "~/.local/share/photobatch-venv"  # where the README installs photobatch
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d "  # --timestamps' local time
 
@@ -49,6 +53,8 @@ def test_the_readmes_cron_line_works_under_crons_environment(
     """It said ``photobatch: not found`` (exit 127) under cron's PATH, then, with the PATH fixed,
     wrote nothing to its log (``--quiet``), and nothing with a time."""
     [block] = re.findall(r"```cron\n(.+?)\n```", README, flags=re.S)
+    page = REPEATED_IN["cron"].read_text(encoding="utf-8")
+    assert re.findall(r"```cron\n(.+?)\n```", page, flags=re.S) == [block]
     fields = block.split(maxsplit=5)
     assert fields[:5] == ["0", "3", "*", "*", "*"], block
     command = fields[5]
@@ -70,6 +76,8 @@ def test_the_readmes_cron_line_works_under_crons_environment(
 def test_the_readmes_link_line_works_without_a_bin_folder_and_twice(tmp_path: Path) -> None:
     """``ln -s ... ~/.local/bin/`` failed where that folder did not exist yet."""
     [line] = re.findall(r"`([^`]*ln -s[^`]*)`", README)
+    page = REPEATED_IN["link"].read_text(encoding="utf-8")
+    assert re.findall(r"`([^`]*ln -s[^`]*)`", page) == [line]
     home = home_with_photobatch(tmp_path)
     assert not (home / ".local" / "bin").exists()
     for _ in range(2):  # and again, as after an upgrade

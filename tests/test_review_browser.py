@@ -6,7 +6,8 @@ version (another beam size) with ``scan --reanalyse``. The edits must survive in
 the sidecars, read back with exiftool, and the page must not have asked any host but the local
 server for anything (Chromium's own network log).
 
-``PHOTOBATCH_SCREENSHOT=docs/review.png`` also saves the screenshot the README shows.
+``PHOTOBATCH_SCREENSHOT=docs/review.png`` also saves the screenshot the README and docs/review.md
+show.
 """
 
 from __future__ import annotations

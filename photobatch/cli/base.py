@@ -192,7 +192,13 @@ class OneLineLog(logging.Formatter):
 def cli(
     ctx: click.Context, config_path: Path | None, index_path: Path | None, timestamps: bool
 ) -> None:
-    """Captions, hashtags and XMP keywords for your photo library, computed on this machine."""
+    """Captions, hashtags and XMP keywords for your photo library, computed on this machine.
+
+    Global options come before the command. Exit codes: 0 done; 1 a problem you can fix, said
+    in one line on stderr that names the file; 2 a command line photobatch does not
+    understand; 75 another scan holds the index; 130 or 143 stopped by Ctrl-C or SIGTERM, with
+    what was done so far kept.
+    """
     if timestamps:
         sys.stdout, sys.stderr = Stamped(sys.stdout), Stamped(sys.stderr)
     ctx.obj = Context(load_config(config_path, index=index_path))

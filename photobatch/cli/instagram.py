@@ -32,7 +32,8 @@ def import_instagram(
     information" in JSON format; all parts of a large export together. Photos are copied into
     the index's own folder beside it (index.db -> index.db.personal/instagram/), so the export
     can be deleted afterwards. Importing again, with or without the media, or a later export
-    that overlaps, updates the posts in place.
+    that overlaps, updates the posts in place. What an export should not hold (a zip bomb, a
+    photo over 100 MB, a symbolic link, more than 30 hashtags a post) is left out and reported.
     """
     from photobatch.instagram.importer import import_instagram
     from photobatch.models.stack import model_set

@@ -42,7 +42,9 @@ def export(obj: Context, table: str, fmt: str, output: Path | None, approved: bo
 
     Captions, hashtags and post drafts are as you reviewed them (the models' where you did not);
     the review column says what you decided, model_caption and model_hashtags what the models
-    say now.
+    say now. Formats come from exporter plugins. In CSV, a cell a spreadsheet would run as a
+    formula starts with '. With -o the file is replaced in one rename once the export is
+    complete, and never one that is not an export (the index, a photo, a sidecar).
     """
     from photobatch.core.hooks import exporters
 
@@ -71,7 +73,11 @@ def export(obj: Context, table: str, fmt: str, output: Path | None, approved: bo
 @cli.command()
 @pass_context
 def status(obj: Context) -> None:
-    """Counts, models in use (and the current versions) and the last scan."""
+    """Counts, models in use (and the current versions) and the last scan.
+
+    Also how many photos the next scan re-analyses because other model versions made them,
+    and your Instagram profile and personal ranking, once imported.
+    """
     from photobatch.models.stack import model_set
 
     current = model_set(obj.config, obj.config.device).models
@@ -264,7 +270,11 @@ def show_recent(obj: Context, limit: int, as_json: bool) -> None:
 @click.option("--limit", default=20, show_default=True, help="Most results to print.")
 @pass_context
 def search(obj: Context, query: str, limit: int) -> None:
-    """Full-text search over captions, hashtags and labels; prints matching paths."""
+    """Full-text search over captions, hashtags and labels; prints matching paths, best first.
+
+    QUERY is SQLite FTS5 syntax (dog AND beach, "golden hour", NOT); a query that is not valid
+    FTS5 syntax is searched as plain words, every one of which must appear.
+    """
     with obj.index(create=False) as index:
         for path in index.search(query, limit):
             click.echo(path)

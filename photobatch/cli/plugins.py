@@ -12,7 +12,9 @@ from photobatch.core.hooks import loaded, plugin_infos, register_commands
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print as JSON, with the plugins that failed to load."
+)
 def plugins(as_json: bool) -> None:
     """The plugins loaded (photobatch's own, then those installed through the ``photobatch``
     entry point), each with its package, version and the hooks it implements."""

@@ -240,7 +240,7 @@ def bench(
     Generates realistic 12 MP JPEGs (upscaled shared photos with grain and camera EXIF), times a
     full Pillow decode of them before and after an end-to-end `photobatch scan` in a child
     process (the reference is their mean), then the rescan of a large unchanged library. Prints
-    a Markdown table row for the README.
+    a Markdown table row for docs/performance.md.
     """
     from photobatch.research.bench import DEFAULT_WORKDIR, run_benchmark
 

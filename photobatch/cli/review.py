@@ -31,6 +31,11 @@ def review(
     Serves the photos of the index (those below FOLDERS, if given) on 127.0.0.1 and prints the
     address with this run's secret token. What you approve or edit is yours: no later scan
     changes it, and the sidecars write it.
+
+    \b
+    Keys: j/k or the arrows move; a approves, r rejects, u takes the verdict back;
+    e edits the caption, t adds hashtags, d edits the post draft, c copies the
+    post; m shows where the model looked; n/p next and previous page; / searches.
     """
     import webbrowser
 
@@ -71,7 +76,11 @@ def _graphical() -> bool:
 @pass_context
 def report(obj: Context, folders: tuple[Path, ...], out: Path, show: str, since: object) -> None:
     """A contact sheet of the index (of FOLDERS, if given): caption, hashtags and review state
-    of every photo, in one self-contained HTML file that loads nothing from anywhere."""
+    of every photo, in one self-contained HTML file that loads nothing from anywhere.
+
+    It opens offline and can be mailed as it is. After a nightly scan: photobatch report
+    --html ~/photobatch-today.html --since $(date +%F) ~/Pictures
+    """
     from photobatch.review.report import contact_sheet, write_sheet
 
     query = CardQuery(

@@ -52,12 +52,14 @@ def scan(
 ) -> None:
     """Scan photo folders (or files) once and bring the index and sidecars up to date.
 
-    Incremental: unchanged photos cost one stat each; moved or renamed photos reuse their
-    results; photos analysed by other model versions (a retrained captioner, a new beam size)
-    are analysed again. Unreadable files are recorded with their error and counted; the exit
-    code is 0 whenever the scan ran, 75 when another scan holds the index's lock. With
-    --engine ray the hashing, decoding and models run on a Ray cluster, and this machine keeps
-    the index and the sidecars.
+    Made for cron. Incremental: an unchanged photo costs one stat; a moved, renamed or copied
+    one reuses its results; photos analysed by other model versions (a retrained captioner, a
+    new beam size) are analysed again. Shows a progress bar on a terminal and ends with one
+    summary line. Unreadable files are recorded in the index with their error, listed on
+    stderr and counted. Exit codes: 0 the scan ran (unreadable files included); 1 a problem to
+    fix (a bad config, a path that does not exist, an unusable index); 75 another scan holds
+    the index's lock. With --engine ray the hashing, decoding and models run on a Ray cluster,
+    and this machine keeps the index and the sidecars.
     """
     from photobatch.scan.pipeline import Scanner
 
@@ -114,8 +116,14 @@ def watch(
 ) -> None:
     """Scan, then keep watching the folders and process photos as they arrive.
 
-    A photo is processed once it has stopped changing; moves keep their results; SIGTERM or
-    Ctrl-C finish the batch in hand, release the lock and exit 0. Logs go to stderr.
+    Made to run for weeks (as a systemd user service). It catches up with a normal scan first,
+    listening from before it, so a photo that arrives meanwhile waits its turn. A photo is
+    processed once its size and mtime have stayed the same for --settle seconds; a moved or
+    renamed photo or folder keeps its results; a deleted photo is marked missing, never
+    removed; a watched folder that disappears (an unmounted drive) is waited for, and caught
+    up with when it comes back. Network filesystems are polled. It holds the index's scan
+    lock, so a cron scan of the same index exits with 75. SIGTERM or Ctrl-C finish the batch
+    in hand, release the lock and exit 0. Logs go to stderr, one line per batch.
     """
     import logging
 

@@ -33,7 +33,7 @@ def build_prior(harrison: Path, output: Path) -> None:
 
 @cli.group()
 def train() -> None:
-    """Train a model: the captioner, or your personal hashtag head."""
+    """Train a model: the captioner, the grounding heads, or your personal hashtag ranking."""
 
 
 @train.command("personalizer")
@@ -43,7 +43,9 @@ def train_personalizer(obj: Context) -> None:
 
     The ranking is stored in the index's own folder (index.db -> index.db.personal/); the next
     scan re-ranks every photo's hashtags with it and drafts a post from your own text of your
-    most similar earlier photo. Without imported posts, hashtags stay generic.
+    most similar earlier photo. It takes a second or two. It needs at least 10 posts with
+    hashtags; an export without its photos trains on your text habits. Without imported
+    posts, hashtags stay generic.
     """
     from photobatch.training.personalizer import train_personalizer
 

@@ -76,7 +76,7 @@ class Analysis:
     models: str | None = None  # which model versions produced this
     personalized_by: str | None = None  # id of the personal head that ranked ``hashtags``
     caption_confidence: float | None = None  # 0-1; None: analysed before grounding existed
-    caption_source: str | None = None  # sat, sat-weak, concept, scene or none (README: Grounding)
+    caption_source: str | None = None  # sat, sat-weak, concept, scene or none (docs: grounding)
     hashtag_scores: dict[str, float] = field(default_factory=dict)  # 0-1 per tag of hashtags
     candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
     plugins: str | None = None  # the after-analysis plugins that ran on it, "name@version+..."

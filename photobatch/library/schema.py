@@ -82,6 +82,7 @@ def now() -> str:
 
 
 def _create_v1(db: sqlite_utils.Database) -> None:
+    """The photos found, the models' results per content (with full-text search), the scans."""
     db["photos"].create(
         {
             "path": str,

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 SHIPPED_HEADS = "grounding.npz"
 HEAD_ARRAYS = ("mu", "sd", "person_W", "person_b", "dog_W", "dog_b", "scene_W", "scene_b")
-# Caption sources, as stored in the index (README "Grounding" explains them).
+# Caption sources, as stored in the index (docs/captions-and-hashtags.md explains them).
 SAT, SAT_WEAK, CONCEPT, SCENE, NONE = "sat", "sat-weak", "concept", "scene", "none"
 
 

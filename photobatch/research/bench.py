@@ -3,7 +3,8 @@
 One run generates realistic 12 MP camera JPEGs (cached in a work folder), measures the time to
 fully decode them with Pillow (the reference the targets are stated against), then runs a real
 ``photobatch scan`` over them in a child process for its wall clock and peak memory, and times a
-no-op rescan of a large library of small files. ``BenchResult.table()`` renders the README row.
+no-op rescan of a large library of small files. ``BenchResult.table()`` renders the row of
+docs/performance.md.
 
 Everything is measured in child processes or on disk exactly as a user would run it: a scan's
 time includes starting Python, importing torch and loading the models, because that is what the

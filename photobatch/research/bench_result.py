@@ -9,7 +9,7 @@ from typing import Any
 
 from photobatch.core.errors import UserError
 
-# The README's performance targets, for a 2-core CPU.
+# The performance targets of docs/performance.md, for a 2-core CPU.
 TARGET_RATIO = 1.0  # scan wall time / full Pillow decode time of the same files
 
 
@@ -121,7 +121,7 @@ class BenchResult:
         }
 
     def table(self, header: bool = True) -> str:
-        """A Markdown table (or just its row) for the README, pass/fail against each target."""
+        """A Markdown table (or its row) for docs/performance.md, pass/fail against each target."""
         ok = {name: "pass" if passed else "FAIL" for name, passed in self.checks().items()}
         d = self.decode
         cells = (
