@@ -31,10 +31,11 @@ JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 
 class LocalEngine:
-    """Runs stages 3 to 5 in this process: hashing waits for the batch before it, while the pool
-    decodes one batch ahead of the models (``LOAD_AHEAD`` while they load)."""
+    """Runs stages 3 to 5 in this process: the pool hashes a batch once the driver is ready to
+    pick from it and decodes one batch ahead of the models (``LOAD_AHEAD`` while they load), and
+    the models run in the driver's thread."""
 
-    identify_ahead = 0
+    identify_ahead = 0  # the pool's threads decode ahead instead
 
     def __init__(self, config: Config, analyzer: Callable[[], Analyzer]) -> None:
         self.config = config
@@ -73,6 +74,7 @@ class LocalEngine:
             yield batch
 
     def identify_batch(self, items: list[Item]) -> Callable[[], None]:
+        """Hash a batch and read its EXIF in the pool."""
         hashing = [self.pool.submit(identify, item) for item in items]
         return partial(_wait, hashing)
 
