@@ -23,6 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from photobatch.core.config import SidecarConfig
+
 PHOTOS = 60
 
 
@@ -93,8 +95,9 @@ def test_kill_9_at_any_moment_then_rescan_loses_nothing(
         # What a sidecar describes: the caption when it is confident enough (grounding).
         captions = dict(
             db.execute(
-                "SELECT photos.path, CASE WHEN caption_confidence >= 0.3 THEN caption END "
-                "FROM photos JOIN analyses USING (sha256)"
+                "SELECT photos.path, CASE WHEN caption_confidence >= ? THEN caption END "
+                "FROM photos JOIN analyses USING (sha256)",
+                [SidecarConfig().min_caption_confidence],
             ).fetchall()
         )
         tagged = {p for (p,) in db.execute(

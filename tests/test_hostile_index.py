@@ -158,8 +158,16 @@ def test_fts_syntax_in_a_search_is_searched_as_plain_words(
     with Index(db) as index:
         fill(index, tmp_path)
     result = run(db, "search", query)
+    if not found:
+        assert (
+            one_line(result)
+            == f"photobatch: no photo matches {query!r} (searched 1 analysed photos)"
+        )
+        return
     assert result.exit_code == 0 and not result.stderr, result.output
-    assert result.stdout.splitlines() == ([str(tmp_path / "photo0000.jpg")] if found else [])
+    assert [line.split("\t")[0] for line in result.stdout.splitlines()] == [
+        str(tmp_path / "photo0000.jpg")
+    ]
 
 
 def test_the_read_only_files_a_refused_scan_left_do_not_outlive_the_fix(tmp_path: Path) -> None:

@@ -269,7 +269,7 @@ def test_filters_and_search_choose_the_cards(client: Client, library: Library) -
 
     everything = shown("")
     with library.index() as index:
-        dogs = {library.sha(Path(p).name) for p in index.search("dog", 100)}
+        dogs = {library.sha(Path(hit.path).name) for hit in index.search("dog", 100)}
     assert dogs and shown("q=dog") == dogs & everything
     assert shown("q=dog&show=rejected") <= dogs
     assert shown(f"folder={library.root}") == everything
@@ -328,7 +328,12 @@ def test_edits_reach_the_sidecars_and_survive_reanalysis_with_another_model(
     assert f"{len(FLICKR) + 1} re-analysed" in summary or "; 7 analysed" in summary
     after = library.rows()
     for name in FLICKR[:4]:
-        for column in ("caption", "hashtags", "post_text", "review"):
+        # The edited and the re-tagged photo keep the models' hashtags, which another beam may
+        # change (their caption's words); the user's changes to them are checked below.
+        columns = ("caption", "post_text", "review")
+        if name not in (FLICKR[1], FLICKR[2]):
+            columns += ("hashtags",)
+        for column in columns:
             assert after[name][column] == before[name][column], (name, column)
     assert after[FLICKR[0]]["review"] == "approved"
     assert after[FLICKR[1]]["caption"] == "Two dogs play on the road"

@@ -242,8 +242,8 @@ class Stamped(io.TextIOBase):
         return self.inner.errors
 
 
-def caption_data(command: Callable[..., None]) -> Callable[..., None]:
-    """The options naming a caption data set, shared by ``train`` and ``evaluate captioner``."""
+def caption_files(command: Callable[..., None]) -> Callable[..., None]:
+    """The options naming a caption data set's files: captions, photos and splits."""
     options = [
         click.option(
             "--captions",
@@ -263,13 +263,19 @@ def caption_data(command: Callable[..., None]) -> Callable[..., None]:
             help="An image,split CSV with train and val rows (default: the splits of a COCO "
             "JSON, else a fixed 5% of the photos held out as val).",
         ),
-        click.option("--device", type=DEVICE, default="auto", show_default=True),
-        click.option(
-            "--cache",
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Where encoder features are cached (default: photobatch's data folder).",
-        ),
     ]
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def caption_data(command: Callable[..., None]) -> Callable[..., None]:
+    """A caption data set and where its features are computed and cached, shared by ``train``
+    and ``evaluate captioner``."""
+    command = click.option(
+        "--cache",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Where encoder features are cached (default: photobatch's data folder).",
+    )(command)
+    command = click.option("--device", type=DEVICE, default="auto", show_default=True)(command)
+    return caption_files(command)

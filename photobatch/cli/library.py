@@ -199,6 +199,7 @@ def show(
             caption_source=a.caption_source,
             hashtags=" ".join(f"#{t}" for t in a.hashtags),
             hashtag_scores=a.hashtag_scores or None,
+            objects=a.objects or None,
             labels="; ".join(a.labels),
             post_text=a.post_text,
             models=a.models,
@@ -209,6 +210,8 @@ def show(
         return
     if info.get("hashtag_scores"):
         info["hashtag_scores"] = "  ".join(f"#{t} {s:.2f}" for t, s in a.hashtag_scores.items())
+    if info.get("objects"):
+        info["objects"] = "  ".join(f"{name} {p:.2f}" for name, p in a.objects.items())
     width = max(len(k) for k in info)
     for key, value in info.items():
         if value not in (None, ""):
@@ -267,14 +270,30 @@ def show_recent(obj: Context, limit: int, as_json: bool) -> None:
 
 @cli.command()
 @click.argument("query")
-@click.option("--limit", default=20, show_default=True, help="Most results to print.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=20,
+    show_default=True,
+    help="Most results to print.",
+)
 @pass_context
 def search(obj: Context, query: str, limit: int) -> None:
-    """Full-text search over captions, hashtags and labels; prints matching paths, best first.
+    """Find photos by what they show: their caption, hashtags and grounded objects.
 
-    QUERY is SQLite FTS5 syntax (dog AND beach, "golden hour", NOT); a query that is not valid
-    FTS5 syntax is searched as plain words, every one of which must appear.
+    Prints one photo a line, surest first: its path, how sure photobatch is that it shows what
+    was searched (0-1), and its caption, separated by tabs. A multi-word name is one word ('dog'
+    does not find a hot dog); a query with quotes, *, or AND/OR/NOT is SQLite FTS5 syntax.
     """
     with obj.index(create=False) as index:
-        for path in index.search(query, limit):
-            click.echo(path)
+        hits = index.search(query, limit)
+        if not hits:
+            photos = index.analysed_photos()
+            if not photos:
+                raise UserError(
+                    f"{obj.config.index}: no analysed photos to search yet: run "
+                    "'photobatch scan FOLDER' first"
+                )
+            raise UserError(f"no photo matches {query!r} (searched {photos} analysed photos)")
+    for hit in hits:
+        click.echo(f"{hit.path}\t{hit.relevance:.2f}\t{hit.caption or ''}")

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context, warn
+from photobatch.cli.base import (
+    DEVICE,
+    Context,
+    caption_data,
+    caption_files,
+    cli,
+    pass_context,
+    warn,
+)
 from photobatch.core.errors import UserError
 
 
@@ -34,6 +42,12 @@ def evaluate() -> None:
     is_flag=True,
     help="Score the captioner alone, without grounding (the model card's figures).",
 )
+@click.option(
+    "--synonyms",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CHAIR's object synonyms file (default: chair/synonyms.txt in $PHOTOBATCH_DATA, else in "
+    "../shared/data beside the checkout).",
+)
 @pass_context
 def evaluate_captioner(
     obj: Context,
@@ -45,13 +59,18 @@ def evaluate_captioner(
     model: Path | None,
     split: str,
     raw: bool,
+    synonyms: Path | None,
 ) -> None:
-    """BLEU-1..4, ROUGE-L, CIDEr (and METEOR when Java is installed) and the hallucination rate.
+    """BLEU-1..4, ROUGE-L, CIDEr (and METEOR when Java is installed), the hallucination rate,
+    CHAIR, and how well the captions' confidence predicts it.
 
     Captions one split (every photo when there are no splits) as a scan does, grounding
     included, and scores them against the human captions with the pycocoevalcap scorers. The
     hallucination rate is the share of photos with no person or dog in any reference whose
-    caption names one.
+    caption names one. CHAIRs is the share of captions naming one of COCO's objects that no
+    reference mentions, CHAIRi the share of named objects; then the photos that get a sidecar
+    description (confidence at least sidecars.min_caption_confidence), their CHAIRs and CIDEr,
+    and the AUROC and calibration error of the confidence for "invents no object".
     """
     from photobatch.research.evaluation import evaluate_captioner
 
@@ -65,6 +84,7 @@ def evaluate_captioner(
         cache_dir=cache,
         config=obj.config,
         raw=raw,
+        synonyms=synonyms,
     )
     click.echo(result.report())
 
@@ -102,6 +122,53 @@ def evaluate_hashtags(
     from photobatch.research.evaluation import evaluate_hashtags
 
     result = evaluate_hashtags(tags, images, obj.config, device or obj.config.device, column)
+    click.echo(result.report())
+
+
+@evaluate.command("search")
+@caption_files
+@click.option("--split", default="all", show_default=True, help="Which split to search.")
+@click.option(
+    "--words",
+    help="Comma-separated words to search, each one of COCO's objects (default: "
+    "person,dog,cat,car,bus,train,pizza,bed,laptop,chair).",
+)
+@click.option(
+    "--synonyms",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="CHAIR's object synonyms file (default: chair/synonyms.txt in the research data).",
+)
+@click.option("--device", type=DEVICE, help="Where the models run (default from config).")
+@pass_context
+def evaluate_search(
+    obj: Context,
+    captions: Path,
+    images: Path,
+    splits: Path | None,
+    split: str,
+    words: str | None,
+    synonyms: Path | None,
+    device: str | None,
+) -> None:
+    """Precision and recall of 'photobatch search WORD' for everyday object words.
+
+    Scans the photos into a new, temporary index as 'photobatch scan' does, searches each word
+    and counts every result: a photo is relevant when one of its human captions names the word's
+    object (CHAIR's synonyms: 'puppy' is a dog, 'hot dog' is not).
+    """
+    from photobatch.research.evaluation import SEARCH_WORDS, evaluate_search
+
+    chosen = tuple(w.strip() for w in words.split(",") if w.strip()) if words else SEARCH_WORDS
+    result = evaluate_search(
+        captions,
+        images,
+        obj.config,
+        device or obj.config.device,
+        chosen,
+        splits,
+        split,
+        synonyms,
+    )
     click.echo(result.report())
 
 

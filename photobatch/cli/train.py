@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context
+from photobatch.cli.base import DEVICE, Context, caption_data, cli, pass_context, warn
 
 
 @cli.command("build-prior")
@@ -127,8 +127,9 @@ def train_captioner(
     "--data",
     required=True,
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="A folder laid out like the shared data: flickr8k/ (captions.csv, splits.csv, images/) "
-    "and broad/imagenet, broad/scenes (labels.csv and photos).",
+    help="A folder laid out like the shared data: flickr8k/ (captions.csv, splits.csv, images/), "
+    "broad/imagenet, broad/scenes (labels.csv and photos), broad/coco-dev (captions.csv and "
+    "photos) and chair/synonyms.txt.",
 )
 @click.option(
     "--output",
@@ -146,12 +147,15 @@ def train_captioner(
 def train_grounding(
     obj: Context, data: Path, output: Path | None, device: str, cache: Path | None
 ) -> None:
-    """Fit the grounding heads (person, dog, 25 scenes) on the encoder's embeddings.
+    """Fit the grounding heads (person, dog, 25 scenes, COCO's objects) on the encoder's
+    embeddings, and calibrate the captions' confidence on photos the heads never saw.
 
-    Deterministic: the same data gives the same file. The defaults reproduce
-    models/grounding.npz (see models/GROUNDING.md).
+    Captions Flickr8k val and coco-dev with the configured captioner to calibrate. Deterministic:
+    the same data gives the same file. The defaults reproduce models/grounding.npz (see
+    models/GROUNDING.md).
     """
     from photobatch.core.config import data_home
+    from photobatch.models.captioner import Captioner
     from photobatch.models.encoder import resolve_device
     from photobatch.training.features import classify_features, encode_images
     from photobatch.training.grounding import Embedded, train_grounding
@@ -160,9 +164,10 @@ def train_grounding(
     cache_dir = cache or data_home() / "feature-cache"
 
     def embed(folder: Path, names: list[str]) -> Embedded:
-        pooled, logits = classify_features(encode_images(folder, names, cache_dir, dev), dev)
-        return Embedded(names, pooled, logits)
+        maps = encode_images(folder, names, cache_dir, dev)
+        pooled, logits = classify_features(maps, dev)
+        return Embedded(names, pooled, logits, maps)
 
     out = output or data_home() / "grounding.npz"
-    click.echo(train_grounding(data, out, embed))
+    click.echo(train_grounding(data, out, embed, Captioner(dev, obj.config.captioner), warn))
     click.echo(f"to use it, set 'grounding: {{model: {out}}}' in the config")

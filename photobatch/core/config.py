@@ -73,7 +73,9 @@ class SidecarConfig:
     formats: tuple[str, ...] = ("xmp",)  # installed writers to run; "json" is available too
     naming: Literal["extension", "basename"] = "extension"  # IMG_1.jpg.xmp or IMG_1.xmp
     mirror_dir: Path | None = None  # write sidecars under this folder instead of beside photos
-    min_caption_confidence: float = setting(0.3, 0, 1)  # weaker: not written as a description
+    # A caption less likely than this to name only what the photo shows is not written as a
+    # description: the describe point of the shipped grounding (models/GROUNDING.md).
+    min_caption_confidence: float = setting(0.5, 0, 1)
     # auto: the models' output that passes the threshold, and what you approved or edited;
     # approved: of the models' output, only what you approved in `photobatch review`
     write: Literal["auto", "approved"] = "auto"

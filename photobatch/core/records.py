@@ -81,6 +81,7 @@ class Analysis:
     candidate_scores: dict[str, float] = field(default_factory=dict)  # evidence per candidate
     plugins: str | None = None  # the after-analysis plugins that ran on it, "name@version+..."
     plugin_changes: PluginChanges | None = None  # None: those plugins changed nothing
+    objects: dict[str, float] = field(default_factory=dict)  # supported objects: probability
 
     def added_by(self, tag: str) -> str | None:
         """The plugin that added this hashtag (None: the models gave it)."""

@@ -41,6 +41,7 @@ from photobatch.library.schema import (
     in_chunks,
     now,
 )
+from photobatch.library.search import SearchHit, SearchQueryError, indexed_terms, parse_query
 from photobatch.library.sqlite_errors import (
     IndexOpenError,
     every_public_method,
@@ -209,22 +210,43 @@ class Index(PostTables, ReviewTables):
         rows = self.db.execute("SELECT DISTINCT models FROM analyses WHERE models IS NOT NULL")
         return sorted(r[0] for r in rows)
 
-    def search(self, query: str, limit: int = 20) -> list[str]:
-        """Paths of photos whose caption, hashtags or labels match a full-text query.
-
-        A query that is not valid FTS5 syntax (``#dog``, ``man -woman``) is searched again as
-        plain words, each quoted as sqlite-utils' ``quote_fts`` does: all of them must appear.
-        """
+    def search(self, query: str, limit: int | None = 20) -> list[SearchHit]:
+        """Photos whose caption, hashtags or grounded objects match ``query``, surest first
+        (``photobatch.library.search`` says how a query is read and ranked); at most ``limit``
+        (None: all). A query that cannot be searched is a ``SearchQueryError``."""
+        match = parse_query(query)
         sql = (
-            "SELECT photos.path FROM analyses_fts JOIN analyses ON analyses.rowid = "
-            "analyses_fts.rowid JOIN photos ON photos.sha256 = analyses.sha256 "
-            "WHERE analyses_fts MATCH ? AND photos.status = 'ok' ORDER BY rank LIMIT ?"
+            "SELECT photos.path, analyses.caption, analyses.caption_confidence, "
+            "analyses.objects, analyses.candidate_scores FROM analyses_fts JOIN analyses "
+            "ON analyses.rowid = analyses_fts.rowid JOIN photos ON photos.sha256 = analyses.sha256 "
+            "WHERE analyses_fts MATCH ? AND photos.status = 'ok'"
         )
         try:
-            rows = self.db.execute(sql, [query, limit]).fetchall()
-        except sqlite3.OperationalError:
-            rows = self.db.execute(sql, [self.db.quote_fts(query), limit]).fetchall()
-        return [fs_path(r[0]) for r in rows]
+            rows = self.db.execute(sql, [match.fts]).fetchall()
+        except sqlite3.OperationalError as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_ERROR:
+                raise  # the index itself failed (locked, damaged, unreadable)
+            raise SearchQueryError(
+                f"search: {query!r} is not a query SQLite's full-text search understands "
+                f"({exc}): search plain words, or see the FTS5 query syntax"
+            ) from exc
+        hits = [
+            match.hit(
+                fs_path(path), caption, confidence, json.loads(objects or "{}"),
+                json.loads(scores or "{}"),
+            )
+            for path, caption, confidence, objects, scores in rows
+        ]  # fmt: skip
+        hits.sort(key=lambda h: (-h.relevance, h.path))
+        return hits if limit is None else hits[:limit]
+
+    def analysed_photos(self) -> int:
+        """How many present photos have results: what a search looks through."""
+        sql = (
+            "SELECT count(*) FROM photos JOIN analyses ON analyses.sha256 = photos.sha256 "
+            "WHERE photos.status = 'ok'"
+        )
+        return int(self.db.execute(sql).fetchone()[0])
 
     def export_rows(
         self, table: str = "photos", *, approved: bool = False
@@ -318,6 +340,8 @@ class Index(PostTables, ReviewTables):
                 "candidates": json.dumps(a.candidates, ensure_ascii=False),
                 "hashtag_scores": json.dumps(a.hashtag_scores, ensure_ascii=False),
                 "candidate_scores": json.dumps(a.candidate_scores, ensure_ascii=False),
+                "objects": json.dumps(a.objects, ensure_ascii=False),
+                "terms": indexed_terms(a),
                 "post_text": a.post_text,
                 "embedding": a.embedding,
                 "models": a.models,
@@ -448,6 +472,7 @@ def _to_analysis(row: dict[str, Any]) -> Analysis:
         candidates=json.loads(row["candidates"] or "[]"),
         hashtag_scores=json.loads(row["hashtag_scores"] or "{}"),
         candidate_scores=json.loads(row["candidate_scores"] or "{}"),
+        objects=json.loads(row["objects"] or "{}"),
         post_text=row["post_text"],
         embedding=row.get("embedding"),
         models=row["models"],

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from photobatch.core.config import SidecarConfig
 from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, Review
 from photobatch.library.schema import METADATA_COLUMNS, db_path, fs_path, in_chunks, now
 from photobatch.library.sqlite_errors import every_public_method
@@ -41,7 +42,8 @@ class CardQuery:
     date_to: str | None = None  # YYYY-MM-DD, taken on or before
     search: str | None = None  # the query of ``photobatch search``
     since: str | None = None  # ISO date: first seen by a scan on or after
-    threshold: float = 0.3  # needs review: a caption confidence below this (the sidecars')
+    # needs review: a caption confidence below this (the sidecars' threshold)
+    threshold: float = SidecarConfig().min_caption_confidence
     offset: int = 0
     limit: int | None = 48
 
@@ -247,7 +249,8 @@ class ReviewTables:
         hashes = [row[0] for row in self.db.execute(sql, params)]
         if query.search:
             matched = set(hashes)
-            ranked = self._hashes_of(self.search(query.search, SEARCH_LIMIT))
+            hits = self.search(query.search, SEARCH_LIMIT)
+            ranked = self._hashes_of([hit.path for hit in hits])
             hashes = [h for h in dict.fromkeys(ranked) if h in matched]
         end = None if query.limit is None else query.offset + query.limit
         return len(hashes), self._load_cards(hashes[query.offset : end])

@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlite_utils
 
+from photobatch.core.objects import search_terms
 from photobatch.core.records import PhotoMetadata, media_name, post_identity
 
 METADATA_COLUMNS = [f.name for f in fields(PhotoMetadata)]
@@ -176,7 +177,7 @@ def _add_v4_confidence(db: sqlite_utils.Database) -> None:
 
 
 def _add_reviews(db: sqlite_utils.Database) -> None:
-    """Issue 22: the user's review of each content (``photobatch review``), keyed by sha256 as
+    """The user's review of each content (``photobatch review``), keyed by sha256 as
     ``analyses`` is, in a table of its own that no scan writes: approvals, rejections, the
     user's caption and post draft, added and removed hashtags, and what was approved."""
     db["reviews"].create(
@@ -197,7 +198,7 @@ def _add_reviews(db: sqlite_utils.Database) -> None:
 
 
 def _key_posts_by_their_own_fields(db: sqlite_utils.Database) -> None:
-    """Issue 23: a post's id is its own (``post_identity``), the same with or without its media;
+    """A post's id is its own (``post_identity``), the same with or without its media;
     the scan's hashtags of each imported photo are kept beside it.
 
     Earlier ids hashed the post's media files when the export had them and its time and caption
@@ -243,11 +244,32 @@ def _key_posts_by_their_own_fields(db: sqlite_utils.Database) -> None:
 
 
 def _add_plugins(db: sqlite_utils.Database) -> None:
-    """Issue 24: which after-analysis plugins ran on each analysis (``plugins``, compared like
+    """Which after-analysis plugins ran on each analysis (``plugins``, compared like
     ``models``: a change applies them again) and what they changed (``plugin_changes``, JSON:
     who added which hashtag and label, and the models' own candidates and labels)."""
     db["analyses"].add_column("plugins", str)
     db["analyses"].add_column("plugin_changes", str)
+
+
+def _add_search_objects(db: sqlite_utils.Database) -> None:
+    """Search what grounding supports: the objects a photo shows, and one column of
+    search terms in which a multi-word name is one term ('hot dog' is no dog).
+
+    ``objects`` is a JSON object ``{class: probability}``; ``terms`` holds the caption's terms,
+    singular, and the objects' (``photobatch.core.objects.search_terms``). The full-text index
+    covers ``terms`` and ``hashtags`` instead of the caption and the ImageNet labels, which
+    named what a photo might show ('hotdog, hot dog' matched 'dog'). Older analyses get the
+    terms of their caption; the next scan, which analyses them again with the new grounding,
+    adds their objects.
+    """
+    db["analyses"].add_column("objects", str)
+    db["analyses"].add_column("terms", str)
+    rows = db.execute("SELECT rowid, caption FROM analyses WHERE caption IS NOT NULL").fetchall()
+    for rowid, caption in rows:
+        terms = " ".join(search_terms(caption))
+        db.execute("UPDATE analyses SET terms = ? WHERE rowid = ?", [terms, rowid])
+    db["analyses"].disable_fts()
+    db["analyses"].enable_fts(["terms", "hashtags"], create_triggers=True)
 
 
 MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
@@ -258,6 +280,7 @@ MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [
     _add_reviews,
     _key_posts_by_their_own_fields,
     _add_plugins,
+    _add_search_objects,
 ]
 
 

@@ -1,10 +1,12 @@
-"""What grounding knows, as data: ImageNet classes grouped into concepts, and the words it bans.
+"""What grounding knows, as data: ImageNet classes grouped into concepts and into COCO's object
+classes, the captions it may write, and the words it bans.
 
 A concept's probability is the sum of the ImageNet softmax probabilities of its classes (the
 encoder computes the logits anyway). Each concept has a caption noun, a kind (animal, food, drink,
-vehicle, room, object, street, scenery, screen), hashtag seeds best first, and the caption written
-when it is the photo's grounded subject (``None``: never captioned from this concept). Every
-ImageNet class belongs to at most one concept; ``membership()`` checks it.
+vehicle, room, object, street, scenery, screen), hashtag seeds best first, and the captions
+written when it is the photo's grounded subject, best first: grounding writes the first whose
+every named object the photo supports (none: never captioned from this concept). Every ImageNet
+class belongs to at most one concept and at most one object class; ``membership()`` checks it.
 
 The rules that use this data are in ``photobatch.models.grounding``; models/GROUNDING.md says how
 the lists were chosen and measured.
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from photobatch.core.objects import OBJECT_WORDS, object_words
 from photobatch.core.text import word_list
 
 
@@ -31,24 +34,35 @@ class Concept:
     kind: str
     indices: tuple[int, ...]
     tags: tuple[str, ...]
-    caption: str | None
+    captions: tuple[str, ...]
 
 
-def _concept(name: str, noun: str, kind: str, indices: list[int], tags: str, caption: str | None):
-    return Concept(name, noun, kind, tuple(indices), tuple(tags.split()), caption)
+def _concept(
+    name: str, noun: str, kind: str, indices: list[int], tags: str, *captions: str
+) -> Concept:
+    return Concept(name, noun, kind, tuple(indices), tuple(tags.split()), captions)
 
 
 FIELD = "standing in a grassy field."
+KITCHEN = (
+    "A kitchen with a stove and a refrigerator.",
+    "A kitchen with a stove and a sink.",
+    "A kitchen with a stove.",
+    "A kitchen with a sink.",
+    "A kitchen with a refrigerator.",
+    "A view of a kitchen.",
+)
 # fmt: off
 CONCEPTS: tuple[Concept, ...] = (
     # animals (dog: never captioned from ImageNet alone, the dog head decides)
-    _concept("dog", "dog", "animal", _span(151, 268), "dog dogsofinstagram puppy pet", None),
+    _concept("dog", "dog", "animal", _span(151, 268), "dog dogsofinstagram puppy pet"),
     _concept("cat", "cat", "animal", _span(281, 285), "cat catsofinstagram kitty pet",
-             "A cat sitting on top of a bed."),
+             "A cat laying on top of a bed.", "A cat sitting on a couch.",
+             "A close up of a cat."),
     _concept("bird", "bird", "animal", _span(7, 24) + _span(80, 100) + _span(127, 146),
              "bird animal nature", "A bird perched on a tree branch."),
-    _concept("wild_cat", "big cat", "animal", _span(286, 293), "animal wildlife nature",
-             f"A big cat {FIELD}"),
+    _concept("wild_cat", "wildcat", "animal", _span(286, 293), "animal wildlife nature",
+             f"A wild animal {FIELD}"),
     _concept("bear", "bear", "animal", _span(294, 297), "bear animal wildlife", f"A bear {FIELD}"),
     _concept("elephant", "elephant", "animal", [101, 385, 386], "elephant animal wildlife",
              f"An elephant {FIELD}"),
@@ -115,23 +129,25 @@ CONCEPTS: tuple[Concept, ...] = (
              "An airplane parked at an airport."),
     # rooms and indoor things
     _concept("bed", "bed", "room", [564, 431, 520, 721, 750, 516], "bedroom home bed",
-             "A bedroom with a bed and a window."),
+             "A bedroom with a bed and a window.", "A view of a bedroom."),
     _concept("couch", "couch", "room", [831, 548, 598], "livingroom home interior",
-             "A living room with a couch and a table."),
+             "A living room with a couch and a table.", "A view of a living room."),
     _concept("table", "table", "room", [532, 526, 765, 559, 423], "home interior",
-             "A table and chairs in a room."),
+             "A table and chairs in a room.", "A table in a room."),
     _concept("kitchen", "kitchen", "room",
              [760, 651, 827, 534, 859, 766, 891, 729, 618, 659, 813, 910],
-             "kitchen home cooking", "A kitchen with a stove and a refrigerator."),
+             "kitchen home cooking", *KITCHEN),
     _concept("bathroom", "bathroom", "room", [861, 896, 435, 794, 804, 999, 876], "bathroom home",
-             "A bathroom with a toilet and a sink."),
+             "A bathroom with a toilet and a sink.", "A bathroom with a toilet.",
+             "A bathroom with a sink.", "A view of a bathroom."),
     _concept("books", "books", "room", [453, 454, 624, 921], "books library reading",
-             "A room with shelves full of books."),
+             "A room with shelves full of books.", "A room with shelves."),
     _concept("computer", "computer", "object",
              [620, 681, 527, 508, 673, 664, 782, 590, 713, 742], "computer work office",
-             "A laptop computer sitting on top of a desk."),
+             "A laptop computer sitting on top of a desk.", "A keyboard and a mouse on a desk.",
+             "A desk with a computer keyboard.", "A view of a desk."),
     _concept("television", "television", "room", [851], "tv home",
-             "A living room with a television."),
+             "A living room with a television.", "A view of a living room."),
     _concept("phone", "phone", "object", [487, 528, 707], "phone iphone",
              "A cell phone sitting on a table."),
     _concept("clock", "clock", "object", [409, 530, 892, 604], "clock time",
@@ -146,7 +162,8 @@ CONCEPTS: tuple[Concept, ...] = (
              "sport game", "A close up of a ball."),
     _concept("racket", "tennis racket", "object", [752], "tennis sport",
              "A close up of a tennis racket."),
-    _concept("ski", "skis", "object", [795, 802], "ski snow winter", "A close up of skis."),
+    _concept("ski", "skis", "object", [795, 802], "ski snow winter", "A close up of skis.",
+             "A view of a snowy slope."),
     _concept("street_sign", "street sign", "street", [919, 920, 704, 571, 637], "street city sign",
              "A street sign on the side of a road."),
     _concept("building", "building", "street",
@@ -168,39 +185,52 @@ CONCEPTS: tuple[Concept, ...] = (
     _concept("mushroom", "mushroom", "scenery", _span(991, 997), "nature forest",
              "A mushroom on the ground in a forest."),
     # screens and documents (web site, crossword, envelope, menu...): no caption at all
-    _concept("screen", "screen", "screen", [916, 918, 917, 549, 922, 446, 878], "screenshot",
-             None),
+    _concept("screen", "screen", "screen", [916, 918, 917, 549, 922, 446, 878], "screenshot"),
 )
 # fmt: on
 
-# The caption of each of the scene head's 25 classes (broad/scenes labels).
-SCENE_CAPTIONS: dict[str, str] = {
-    "airport": "An airplane at an airport terminal.",
-    "art gallery": "A room in an art gallery with paintings on the walls.",
-    "auditorium": "An auditorium with rows of seats.",
-    "bamboo forest": "A forest of tall bamboo trees.",
-    "baseball field": "A view of a baseball field.",
-    "bedroom": "A bedroom with a bed and a window.",
-    "campus": "A building on a college campus.",
-    "computer room": "A room with computers on desks.",
-    "desert": "A view of the sand dunes in a desert.",
-    "football field": "A view of a football field.",
-    "football stadium": "A view of a football stadium.",
-    "garden": "A garden with flowers and trees.",
-    "highway": "A highway with cars driving down the road.",
-    "ice skating": "An ice skating rink.",
-    "kitchen": "A kitchen with a stove and a refrigerator.",
-    "landscape": "A view of a green field under a blue sky.",
-    "laundromat": "A laundromat with washing machines.",
-    "library": "A library with shelves full of books.",
-    "mountain": "A view of a mountain under a blue sky.",
-    "ocean": "A view of the ocean with waves.",
-    "rainforest": "A path through a green forest.",
-    "sky": "A view of the sky with clouds.",
-    "tennis court": "A view of a tennis court.",
-    "waterfall": "A waterfall in a forest.",
-    "windmill": "A windmill in a field.",
+# The captions of each of the scene head's 25 classes (broad/scenes labels), best first, and the
+# concept kinds a scene can show: a scene caption is written only when the photo's objects agree
+# (no "art gallery" for a pastry, whose likeliest concept is food).
+SCENE_CAPTIONS: dict[str, tuple[str, ...]] = {
+    "airport": ("An airplane at an airport terminal.", "A view of an airport."),
+    "art gallery": ("A room in an art gallery with paintings on the walls.",),
+    "auditorium": ("An auditorium with rows of seats.", "A view of an auditorium."),
+    "bamboo forest": ("A forest of tall bamboo trees.",),
+    "baseball field": ("A view of a baseball field.",),
+    "bedroom": ("A bedroom with a bed and a window.", "A view of a bedroom."),
+    "campus": ("A building on a college campus.",),
+    "computer room": ("A room with computers on desks.", "A room with desks."),
+    "desert": ("A view of the sand dunes in a desert.",),
+    "football field": ("A view of a football field.",),
+    "football stadium": ("A view of a football stadium.",),
+    "garden": ("A garden with flowers and trees.",),
+    "highway": ("A highway with cars driving down the road.", "A view of a highway."),
+    "ice skating": ("An ice skating rink.",),
+    "kitchen": KITCHEN,
+    "landscape": ("A view of a green field under a blue sky.",),
+    "laundromat": ("A laundromat with washing machines.",),
+    "library": ("A library with shelves full of books.", "A view of a library."),
+    "mountain": ("A view of a mountain under a blue sky.",),
+    "ocean": ("A view of the ocean with waves.",),
+    "rainforest": ("A path through a green forest.",),
+    "sky": ("A view of the sky with clouds.",),
+    "tennis court": ("A view of a tennis court.",),
+    "waterfall": ("A waterfall in a forest.",),
+    "windmill": ("A windmill in a field.",),
 }
+_INDOORS = frozenset({"room", "object", "street"})  # "street" holds buildings, theatres
+SCENE_KINDS: dict[str, frozenset[str]] = {
+    scene: _INDOORS | {"food", "drink"} if scene == "kitchen" else _INDOORS
+    for scene in ("art gallery", "auditorium", "bedroom", "computer room", "kitchen",
+                  "laundromat", "library")
+} | {
+    scene: frozenset({"scenery", "animal", "street", "vehicle", "object"})
+    for scene in ("airport", "bamboo forest", "baseball field", "campus", "desert",
+                  "football field", "football stadium", "garden", "highway", "ice skating",
+                  "landscape", "mountain", "ocean", "rainforest", "sky", "tennis court",
+                  "waterfall", "windmill")
+}  # fmt: skip
 
 # What counts as naming a person or a dog in a caption: the word lists of the shared dev-check,
 # used for the heads' training labels and the hallucination rate of `evaluate captioner`.
@@ -211,19 +241,100 @@ PERSON_NOUNS = word_list(
 )
 DOG_NOUNS = word_list("dog dogs puppy puppies")
 
-# Words the captioner may not write when the evidence does not support a person (the nouns above
-# plus pronouns and role nouns of its vocabulary) or a dog.
-PERSON_BAN = PERSON_NOUNS | word_list(
-    """he she his her him they their someone adult adults teenager teen teenagers friends mother
-    father daughter son students spectators audience gentleman bride groom policeman runner
-    runners cyclist snowboarder wrestlers swimmer worker dancer cowboy skater skaters tourist"""
+# Words the captioner may not write when the evidence does not support a person (the nouns above,
+# every word of ``core.objects`` for a person, pronouns) or a dog.
+PERSON_BAN = (
+    PERSON_NOUNS
+    | object_words("person")
+    | word_list("he she his her him they their someone friends spectators runners wrestlers")
 )
-DOG_BAN = DOG_NOUNS
-# Hashtags dropped when no dog is supported (person tags: PERSON_BAN and hashtags.PERSON_WORDS).
-DOG_TAGS = word_list(
-    """dog dogs puppy dogsofinstagram dogstagram instadog dogoftheday doggy puppylove
-    petstagram"""
-)
+DOG_BAN = DOG_NOUNS | object_words("dog")
+# Hashtags that name an animal beyond its own name (person tags: PERSON_BAN and
+# hashtags.PERSON_WORDS): dropped with the animal when the photo does not support it. A pet tag
+# needs a dog or a cat.
+ANIMAL_TAGS: dict[str, frozenset[str]] = {
+    "dog": word_list(
+        """dog dogs puppy dogsofinstagram dogstagram instadog dogoftheday doggy puppylove
+        doglover ilovemydog pup"""
+    ),
+    "cat": word_list("catsofinstagram catstagram instacat kitty"),
+}
+PET_TAGS = word_list("pet pets petstagram petsofinstagram")
+DOG_TAGS = ANIMAL_TAGS["dog"]
+
+# ImageNet classes that show one of COCO's objects: the ImageNet half of an object's evidence.
+# Classes without a counterpart (person, giraffe, skateboard, surfboard...) rely on the heads.
+OBJECT_IMAGENET: dict[str, tuple[int, ...]] = {
+    name: tuple(indices)
+    for name, indices in {
+        "bicycle": [444, 671, 870, 880],
+        "car": [407, 436, 468, 511, 609, 627, 656, 661, 751, 817, 479, 475, 581, 573, 757, 734,
+                408],
+        "motorcycle": [665, 670],
+        "airplane": [404, 895, 908],
+        "bus": [779, 654, 874],
+        "train": [466, 547, 565, 705, 820, 829],
+        "truck": [555, 569, 675, 717, 864, 867, 586],
+        "boat": [403, 472, 484, 510, 554, 576, 625, 628, 724, 780, 814, 833, 871, 914, 693, 694],
+        "traffic light": [920],
+        "parking meter": [704],
+        "bench": [703],
+        "bird": _span(7, 24) + _span(80, 100) + _span(127, 146),
+        "cat": _span(281, 285),
+        "dog": _span(151, 268),
+        "horse": [339, 603],
+        "sheep": [348, 349],
+        "cow": [345, 346, 347],
+        "elephant": [101, 385, 386],
+        "bear": [*_span(294, 297), 388],
+        "zebra": [340],
+        "backpack": [414],
+        "umbrella": [879],
+        "handbag": [748, 893, 636],
+        "tie": [906, 457],
+        "skis": [795],
+        "sports ball": [429, 430, 522, 574, 768, 805, 852, 890, 722],
+        "tennis racket": [752],
+        "bottle": [440, 720, 737, 898, 907, 901],
+        "wine glass": [572, 966],
+        "cup": [968, 504, 967],
+        "spoon": [910],
+        "bowl": [659, 809],
+        "banana": [954],
+        "apple": [948],
+        "sandwich": [933],
+        "orange": [950],
+        "broccoli": [937],
+        "hot dog": [934],
+        "pizza": [963],
+        "donut": [931],
+        "cake": [927],
+        "chair": [423, 559, 765, 857],
+        "couch": [831],
+        "potted plant": [738],
+        "bed": [564, 520, 431],
+        "toilet": [861],
+        "tv": [851, 664, 782],
+        "laptop": [620, 681, 527],
+        "mouse": [673],
+        "remote": [761],
+        "keyboard": [508],
+        "cell phone": [487, 528, 707],
+        "microwave": [651],
+        "oven": [827],
+        "toaster": [859],
+        "sink": [896],
+        "refrigerator": [760],
+        "book": [921, 453],
+        "clock": [409, 530, 892],
+        "vase": [883],
+        "teddy bear": [850],
+        "hair drier": [589],
+    }.items()
+}  # fmt: skip
+# The object classes with a head of their own in grounding.npz: every class but the person and
+# the dog, which have the older heads (and ImageNet vetoes) of their own.
+HEAD_OBJECTS = tuple(name for name in OBJECT_WORDS if name not in ("person", "dog"))
 
 # Concepts that imply a person nearby (a rider, a player): they never veto the person head.
 PERSON_OBJECTS = frozenset({"ball_sport", "racket", "ski", "bicycle", "motorcycle"})
@@ -237,10 +348,19 @@ NAMES = tuple(c.name for c in CONCEPTS)
 
 def membership() -> np.ndarray:
     """``(1000, len(CONCEPTS))`` 0/1 matrix: concept probabilities = softmax(logits) @ it."""
-    matrix = np.zeros((1000, len(CONCEPTS)), np.float32)
-    for j, concept in enumerate(CONCEPTS):
-        for i in concept.indices:
+    return _membership([c.indices for c in CONCEPTS], "concepts")
+
+
+def object_membership(names: tuple[str, ...] = HEAD_OBJECTS) -> np.ndarray:
+    """``(1000, len(names))`` 0/1 matrix: each object's ImageNet probability = softmax @ it."""
+    return _membership([OBJECT_IMAGENET.get(n, ()) for n in names], "object classes")
+
+
+def _membership(groups: list[tuple[int, ...]], what: str) -> np.ndarray:
+    matrix = np.zeros((1000, len(groups)), np.float32)
+    for j, indices in enumerate(groups):
+        for i in indices:
             if matrix[i].any():
-                raise ValueError(f"ImageNet class {i} is in two concepts")
+                raise ValueError(f"ImageNet class {i} is in two {what}")
             matrix[i, j] = 1.0
     return matrix

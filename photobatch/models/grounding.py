@@ -1,32 +1,46 @@
 """Grounding: what a photo's encoder outputs support, so captions and hashtags claim only that.
 
 The Show-Attend-Tell captioner knows Flickr8k's world of people and dogs and names one in nearly
-every everyday photo. Grounding checks its claims against evidence the encoder already gives:
+every everyday photo, and any other object it has words for. Grounding checks its claims against
+evidence the encoder already gives:
 
-- three small heads on the pooled embedding (``models/grounding.npz``): person, dog, and 25 scenes;
+- small heads on the pooled embedding (``models/grounding.npz``): person, dog, 25 scenes, and one
+  for each of COCO's other object classes (``photobatch.core.objects``), the last ones also
+  reading ImageNet's probability of the object's counterpart classes where it has them;
 - ImageNet's 1,000 classes summed into coarse concepts (``photobatch.models.concepts``);
 - how flat the ImageNet distribution is and how strong the embedding is (blank frames).
 
-From that it decides which people/dog words the beam search may not write, which caption to keep
-(the captioner's sentence when a person or dog is supported, else a concept or scene caption, else
-none) with a confidence and its source, and orders hashtags by evidence, each with a score.
-All of it is numpy, about 0.05 ms a photo; the thresholds, chosen on coco-dev and Flickr8k val,
-are in ``Thresholds``. models/GROUNDING.md has the measurements.
+From that it decides which words the beam search may not write (every object the photo does not
+support), which caption to keep (the captioner's sentence when a person or dog is supported, else
+a concept or scene caption that names only supported objects, else none) with its source, and a
+confidence: the calibrated probability that the caption invents no object (a logistic model of
+the caption's evidence, fitted by ``photobatch train grounding`` on captions the heads never
+trained on). Hashtags are ordered by evidence, each with a score, and none names an object the
+photo does not support. All of it is numpy, well under a millisecond a photo; the thresholds are
+in ``Thresholds``. models/GROUNDING.md has the measurements.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 from photobatch.core.errors import UserError
+from photobatch.core.objects import named_objects, object_words, term_owners
 from photobatch.models import concepts
 from photobatch.models.base import Model
-from photobatch.models.concepts import CONCEPTS, SCENE_CAPTIONS, Concept
+from photobatch.models.concepts import (
+    CONCEPTS,
+    HEAD_OBJECTS,
+    OBJECT_IMAGENET,
+    SCENE_CAPTIONS,
+    Concept,
+)
 from photobatch.models.hashtags import (
     FALLBACK_TAGS,
     PERSON_WORDS,
@@ -41,25 +55,45 @@ if TYPE_CHECKING:
     from photobatch.models.prior import HashtagPrior
 
 SHIPPED_HEADS = "grounding.npz"
-HEAD_ARRAYS = ("mu", "sd", "person_W", "person_b", "dog_W", "dog_b", "scene_W", "scene_b")
+HEAD_ARRAYS = (
+    "mu", "sd", "person_W", "person_b", "dog_W", "dog_b", "scene_W", "scene_b", "object_W",
+    "object_b", "object_v",
+)  # fmt: skip
 # Caption sources, as stored in the index (docs/captions-and-hashtags.md explains them).
 SAT, SAT_WEAK, CONCEPT, SCENE, NONE = "sat", "sat-weak", "concept", "scene", "none"
+SOURCES = (SAT, CONCEPT, SCENE, SAT_WEAK)
+# What the calibrated confidence reads of a caption (``reliability_features``), in order.
+FEATURES = (
+    *(f"source={s}" for s in SOURCES),
+    "weakest named object (logit)",
+    "objects named",
+    "sentence log-probability per word",
+    "support (logit)",
+    "ImageNet entropy",
+    "person head (logit)",
+    "dog head (logit)",
+)
+_LOGIT_CAP = 6.0  # evidence logits are clipped to +-6 (p 0.0025 .. 0.9975)
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Every number the decisions use (chosen on coco-dev and Flickr8k val; see GROUNDING.md)."""
+    """Every number the decisions use (chosen on Flickr8k val, checked on coco-dev; see
+    GROUNDING.md)."""
 
     person: float = 0.3  # person head probability: below it person words are banned
     dog: float = 0.3  # dog head probability: below it dog words are banned
     person_sure: float = 0.95  # a person head this sure is never vetoed by ImageNet
     object_veto: float = 0.5  # a non-living concept this likely vetoes the person head
     animal_veto: float = 0.3  # another animal this likely (and likelier than dog) vetoes the dog
-    concept: float = 0.3  # concept probability for a concept caption
+    object: float = 0.5  # object head probability: below it the object's words are banned
+    concept: float = 0.3  # concept probability for a concept caption (and ImageNet's own
+    #                       probability that supports an object without its head)
     scene: float = 0.5  # scene head probability for a scene caption
+    scene_agree: float = 0.15  # a concept this likely must be of a kind the scene shows
     animal_class: float = 0.2  # an animal is asserted only when its top ImageNet class is this sure
-    caption: float = 0.25  # below this confidence an unsupported captioner sentence is dropped
-    sat_scale: float = 2.5  # captioner confidence = scale x exp(beam log-prob per word), <= 1
+    caption: float = 0.25  # below this support an unsupported captioner sentence is dropped
+    sat_scale: float = 2.5  # captioner support = scale x exp(beam log-prob per word), <= 1
     blank_entropy: float = 5.8  # ImageNet entropy (nats) above which nothing is nameable
     blank_norm: float = 10.0  # pooled-embedding norm below which the frame is (near-)uniform
     concept_entropy: float = 4.9  # concept and scene captions need a less flat distribution
@@ -83,6 +117,8 @@ class Evidence:
     norm: float  # L2 norm of the pooled embedding
     person: bool  # a person is supported (head, after ImageNet's veto)
     dog: bool  # a dog is supported
+    object_p: np.ndarray  # (len(HEAD_OBJECTS),) object head probabilities
+    present: frozenset[str]  # the object classes the photo supports, person and dog included
 
     @property
     def top_concept(self) -> tuple[Concept, float]:
@@ -95,14 +131,35 @@ class Evidence:
             (CONCEPTS[j], float(self.concept_p[j])) for j in order if self.concept_p[j] >= threshold
         ]
 
+    def probability(self, name: str) -> float:
+        """How likely the photo shows object class ``name``, from its head."""
+        if name == "person":
+            return self.p_person
+        if name == "dog":
+            return self.p_dog
+        return float(self.object_p[HEAD_OBJECTS.index(name)])
+
+    @property
+    def objects(self) -> dict[str, float]:
+        """The supported objects with their probabilities, likeliest first (what the index
+        stores and search ranks by)."""
+        found = {name: round(self.probability(name), 3) for name in self.present}
+        return dict(sorted(found.items(), key=lambda item: (-item[1], item[0])))
+
 
 @dataclass(frozen=True)
 class Decision:
-    """The caption a scan keeps: text ("" for none), confidence in [0, 1], and its source."""
+    """The caption a scan keeps: text ("" for none), confidence in [0, 1], and its source.
+
+    ``support`` is the evidence behind the choice (the head, concept or scene probability, or
+    the sentence's own); ``confidence`` is the calibrated probability that the caption invents
+    no object (equal to ``support`` with heads that have no calibration yet)."""
 
     caption: str
     confidence: float
     source: str
+    support: float = 0.0
+    score: float = 0.0  # the sentence's beam log-probability per word (0 for other sources)
 
 
 class CaptionerLike(Protocol):
@@ -124,6 +181,20 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def logit(p: np.ndarray | float) -> np.ndarray:
+    """log(p / (1 - p)), clipped to +-6 so a sure head does not dominate a sum."""
+    q = np.clip(np.asarray(p, np.float64), 1e-6, 1 - 1e-6)
+    return np.clip(np.log(q / (1 - q)), -_LOGIT_CAP, _LOGIT_CAP)
+
+
+def _tag_owners() -> dict[str, str]:
+    """Hashtag -> the object class it names: every name's one-word forms (``hotdog``,
+    ``teddybears``) and the animals' Instagram tags (``dogsofinstagram``)."""
+    owners = dict(term_owners())
+    owners |= {tag: name for name, tags in concepts.ANIMAL_TAGS.items() for tag in tags}
+    return owners
+
+
 class Grounding(Model):
     """The grounding heads and rules; built cheaply, loaded on first use (see ``Model``)."""
 
@@ -135,7 +206,11 @@ class Grounding(Model):
         self.thresholds = thresholds or Thresholds()
         self._heads: dict[str, np.ndarray] | None = None
         self._scenes: list[str] = []
+        self._calibration: np.ndarray | None = None
+        self._describe: float | None = None
         self._membership = concepts.membership()
+        self._object_membership = concepts.object_membership()
+        self._object_bans = {name: object_words(name) for name in HEAD_OBJECTS}
 
     def files(self) -> tuple[Path, ...]:
         return (self.path,)
@@ -147,8 +222,21 @@ class Grounding(Model):
         """Read the heads; a bad file is a ``GroundingError`` naming it."""
         try:
             with np.load(self.path, allow_pickle=False) as data:
+                missing = [k for k in HEAD_ARRAYS if k not in data.files]
+                if missing:
+                    raise GroundingError(
+                        f"{self.path}: grounding heads of an older photobatch (no "
+                        f"{', '.join(missing)}): rebuild them with 'photobatch train grounding'"
+                    )
                 heads = {k: np.asarray(data[k], np.float32) for k in HEAD_ARRAYS}
                 scenes = [str(s) for s in data["scene_classes"]]
+                objects = tuple(str(s) for s in data["object_classes"])
+                calibration = (
+                    np.asarray(data["calibration"], np.float64)
+                    if "calibration" in data.files
+                    else None
+                )
+                describe = float(data["describe"]) if "describe" in data.files else None
         except (OSError, KeyError, ValueError) as exc:
             raise GroundingError(
                 f"{self.path}: not usable grounding heads ({type(exc).__name__}: {exc})"
@@ -156,7 +244,20 @@ class Grounding(Model):
         width = heads["mu"].shape[-1]
         if heads["scene_W"].shape != (len(scenes), width) or set(scenes) - set(SCENE_CAPTIONS):
             raise GroundingError(f"{self.path}: scene head does not match its scene classes")
+        if objects != HEAD_OBJECTS or heads["object_W"].shape != (len(objects), width):
+            raise GroundingError(f"{self.path}: object heads do not match photobatch's objects")
+        if calibration is not None and calibration.shape != (len(FEATURES) + 1,):
+            raise GroundingError(f"{self.path}: calibration does not match the caption features")
         self._scenes, self._heads = scenes, heads
+        self._calibration, self._describe = calibration, describe
+
+    @property
+    def describe(self) -> float | None:
+        """The calibrated point (``photobatch train grounding`` picks it): a caption this
+        confident is written as a description and lends the hashtags its words; None for heads
+        without a calibration."""
+        self.load()
+        return self._describe
 
     def evidence(self, pooled: np.ndarray, logits: np.ndarray) -> list[Evidence]:
         """``pooled`` (N, 1280) and ImageNet ``logits`` (N, 1000) -> one ``Evidence`` a photo."""
@@ -170,12 +271,18 @@ class Grounding(Model):
         p_scene = _softmax(z @ h["scene_W"].T + h["scene_b"])
         probs = _softmax(np.asarray(logits, np.float32))
         concept_p = probs @ self._membership
+        imagenet_p = probs @ self._object_membership
+        object_p = _sigmoid(z @ h["object_W"].T + h["object_b"] + h["object_v"] * logit(imagenet_p))
         entropy = -(probs * np.log(probs + 1e-12)).sum(axis=1)
         norms = np.linalg.norm(pooled, axis=1)
+        t = self.thresholds
         out = []
         for i in range(len(pooled)):
             s, top = int(p_scene[i].argmax()), int(probs[i].argmax())
             person, dog = self._present(float(p_person[i]), float(p_dog[i]), concept_p[i])
+            seen = (object_p[i] >= t.object) | (imagenet_p[i] >= t.concept)
+            present = {name for name, ok in zip(HEAD_OBJECTS, seen, strict=True) if ok}
+            present |= {name for name, ok in (("person", person), ("dog", dog)) if ok}
             out.append(
                 Evidence(
                     float(p_person[i]),
@@ -189,6 +296,8 @@ class Grounding(Model):
                     float(norms[i]),
                     person,
                     dog,
+                    object_p[i].astype(np.float32),
+                    frozenset(present),
                 )
             )
         return out
@@ -223,13 +332,17 @@ class Grounding(Model):
         return bool(person), bool(dog)
 
     def banned_words(self, ev: Evidence) -> frozenset[str]:
-        """Words the captioner may not write for this photo: people and dogs not supported."""
-        banned: frozenset[str] = frozenset()
+        """Words the captioner may not write for this photo: every object it does not support
+        (people with their pronouns, dogs, and each of COCO's other objects)."""
+        banned: set[str] = set()
         if not ev.person:
             banned |= concepts.PERSON_BAN
         if not ev.dog:
             banned |= concepts.DOG_BAN
-        return banned
+        for name, words in self._object_bans.items():
+            if name not in ev.present:
+                banned |= words
+        return frozenset(banned)
 
     def blank(self, ev: Evidence) -> bool:
         """Black, white or uniform frames and noise: nothing nameable at all."""
@@ -239,43 +352,93 @@ class Grounding(Model):
         """An animal is never asserted from diffuse evidence (noise would become a bird)."""
         return concept.kind == "animal" and ev.p_top_class < self.thresholds.animal_class
 
-    def _grounded_caption(self, ev: Evidence) -> Decision | None:
-        """The top concept's caption, else the scene's, when confident enough; else None."""
+    @staticmethod
+    def _first_supported(captions: Sequence[str], ev: Evidence) -> str | None:
+        """The first caption every object of which the photo supports."""
+        return next((c for c in captions if named_objects(c) <= ev.present), None)
+
+    def _grounded_caption(self, ev: Evidence) -> tuple[str, str, float] | None:
+        """The top concept's caption, else the scene's when the photo's objects agree with the
+        scene, naming only supported objects; else None."""
         t = self.thresholds
         if ev.entropy > t.concept_entropy:
             return None
         concept, p = ev.top_concept
-        if p >= t.concept and concept.caption and not self._animal_doubtful(concept, ev):
-            return Decision(concept.caption, p, CONCEPT)
-        if ev.p_scene >= t.scene:
-            return Decision(SCENE_CAPTIONS[ev.scene], ev.p_scene, SCENE)
+        if p >= t.concept and not self._animal_doubtful(concept, ev):
+            text = self._first_supported(concept.captions, ev)
+            if text:
+                return text, CONCEPT, p
+        if ev.p_scene >= t.scene and self._scene_agrees(ev):
+            text = self._first_supported(SCENE_CAPTIONS[ev.scene], ev)
+            if text:
+                return text, SCENE, ev.p_scene
         return None
+
+    def _scene_agrees(self, ev: Evidence) -> bool:
+        """Whether the photo's likeliest concept, when it is likely enough to say anything, is
+        of a kind the scene shows (food is no art gallery, a sheep no baseball field)."""
+        concept, p = ev.top_concept
+        return p < self.thresholds.scene_agree or concept.kind in concepts.SCENE_KINDS[ev.scene]
 
     def decide(self, ev: Evidence, sentence: str, score: float) -> Decision:
         """Which caption a photo gets, from the captioner's (banned-word) sentence and its beam
-        score (length-normalised log-probability).
+        score (length-normalised log-probability), and how sure it is.
 
         The sentence stays when a person or dog supports it: that is the captioner's domain.
         Otherwise the photo is outside it, and a concept or scene caption is written when one is
         confident; a screenshot or blank frame gets none; failing all that, the sentence is kept
-        (it can name nobody) only when its own confidence reaches ``Thresholds.caption``.
+        only when its own probability reaches ``Thresholds.caption``. No caption names an object
+        the photo does not support.
         """
         t = self.thresholds
-        confidence = float(min(1.0, t.sat_scale * np.exp(score)))
+        own = float(min(1.0, t.sat_scale * np.exp(score)))
         if self.blank(ev):
             return Decision("", 0.0, NONE)
-        if ev.person or ev.dog:
+        if not named_objects(sentence) <= ev.present:
+            sentence = ""  # a word the bans could not reach (none in the shipped vocabulary)
+        if (ev.person or ev.dog) and sentence:
             support = max(p for p, ok in ((ev.p_person, ev.person), (ev.p_dog, ev.dog)) if ok)
-            return Decision(sentence, max(confidence, support), SAT)
+            return self._calibrated(ev, sentence, SAT, max(own, support), score)
         grounded = self._grounded_caption(ev)
         if grounded is not None:
-            return grounded
+            return self._calibrated(ev, *grounded, 0.0)
         top, p_top = ev.top_concept
         if top.name == concepts.SCREEN and p_top >= t.concept:
             return Decision("", 0.0, NONE)
-        if confidence < t.caption or not sentence:
-            return Decision("", confidence, NONE)
-        return Decision(sentence, confidence, SAT_WEAK)
+        if own < t.caption or not sentence:
+            return Decision("", 0.0, NONE, own, score)
+        return self._calibrated(ev, sentence, SAT_WEAK, own, score)
+
+    def reliability_features(
+        self, ev: Evidence, caption: str, source: str, support: float, score: float
+    ) -> np.ndarray:
+        """What the calibrated confidence reads of a caption (``FEATURES``, in order): its
+        source, the evidence for the weakest object it names and how many it names, the
+        sentence's own probability, the support behind the choice, and the photo's domain."""
+        named = named_objects(caption)
+        weakest = min((float(logit(ev.probability(n))) for n in named), default=_LOGIT_CAP)
+        return np.array(
+            [
+                *(source == s for s in SOURCES),
+                weakest,
+                len(named),
+                score,
+                float(logit(support)),
+                ev.entropy,
+                float(logit(ev.p_person)),
+                float(logit(ev.p_dog)),
+            ],
+            np.float64,
+        )
+
+    def _calibrated(
+        self, ev: Evidence, caption: str, source: str, support: float, score: float
+    ) -> Decision:
+        confidence = support
+        if self._calibration is not None:
+            x = self.reliability_features(ev, caption, source, support, score)
+            confidence = float(_sigmoid(x @ self._calibration[:-1] + self._calibration[-1]))
+        return Decision(caption, confidence, source, support, score)
 
     def caption(
         self,
@@ -304,8 +467,9 @@ class Grounding(Model):
 
         Order: the ImageNet class's own name (#pizza) and its concept's seeds (#food #dinner), the
         scene (#kitchen), the first four HARRISON expansions of those, then the caption's tags
-        when the caption is a supported captioner sentence, then the other expansions. Person
-        and dog tags appear only when supported. A score is the class, concept or scene
+        when the caption is a supported captioner sentence confident enough to be written as a
+        description (the calibrated point), then the other expansions. No tag names a person,
+        animal or object the photo does not support. A score is the class, concept or scene
         probability, an expansion's seed probability x the prior's cosine, or the caption's
         confidence; each is capped at the score above it so scores read best first. A blank
         frame or screenshot gets no tags; others are topped up to ``min_tags`` with content-free
@@ -316,11 +480,18 @@ class Grounding(Model):
         seeds: dict[str, float] = {}
         if not self.blank(ev):
             for concept, p in ev.concepts_above(t.tag_concept)[:2]:
-                if concept.name == concepts.SCREEN or (concept.name == "dog" and not ev.dog):
+                if (
+                    concept.name == concepts.SCREEN
+                    or self._animal_doubtful(concept, ev)
+                    or not named_objects(concept.noun) <= ev.present
+                ):
                     continue
-                if self._animal_doubtful(concept, ev):
-                    continue
-                if ev.top_class in concept.indices and ev.p_top_class >= t.tag_class and top_label:
+                if (
+                    ev.top_class in concept.indices
+                    and ev.p_top_class >= t.tag_class
+                    and top_label
+                    and self._class_objects.get(ev.top_class, "") in {"", *ev.present}
+                ):
                     name = top_label.split(",")[0].split("/")[0].split("(")[0]
                     tag = normalize_tag(name, prior)
                     if tag:
@@ -329,22 +500,25 @@ class Grounding(Model):
                     lead.setdefault(tag, p)
                 if concept.tags[0] in prior:
                     seeds.setdefault(concept.tags[0], p)
-            if ev.p_scene >= t.tag_scene and ev.entropy <= t.concept_entropy:
+            scene_ok = ev.p_scene >= t.tag_scene and ev.entropy <= t.concept_entropy
+            if scene_ok and self._scene_agrees(ev):
                 tag = normalize_tag(ev.scene, prior)
                 if tag:
                     lead.setdefault(tag, ev.p_scene)
                     if tag in prior:
                         seeds.setdefault(tag, ev.p_scene * 0.5)
+        unsupported = self._unsupported_tags(ev, prior)
+        lead = {tag: p for tag, p in lead.items() if tag not in unsupported}
+        seeds = {tag: p for tag, p in seeds.items() if tag not in unsupported}
         top_seed = max(seeds.values(), default=1.0)
         expanded = expand(seeds, prior)
         expansions = sorted(expanded, key=lambda tag: (-expanded[tag], tag))
         caption_tags = []
-        if decision.source == SAT and decision.caption:
+        if decision.source == SAT and decision.caption and self._describes(decision):
             caption_tags = suggest_hashtags(decision.caption, [], prior, max_tags, min_tags=0)
         scores = {tag: expanded[tag] * top_seed for tag in expansions}
         scores |= {tag: decision.confidence for tag in caption_tags if tag not in scores}
         scores |= lead
-        unsupported = self._unsupported_tags(ev, prior)
         ordered = dedupe([*lead, *expansions[:4], *caption_tags, *expansions[4:]])
         tags = [tag for tag in ordered if tag not in unsupported][:max_tags]
         if decision.source != NONE and len(tags) < min_tags:
@@ -356,12 +530,25 @@ class Grounding(Model):
             result.append((tag, round(cap, 3)))
         return result
 
+    def _describes(self, decision: Decision) -> bool:
+        """Whether a caption is confident enough to be written as a description."""
+        return self.describe is None or decision.confidence >= self.describe
+
+    @cached_property
+    def _tag_owners(self) -> dict[str, str]:
+        return _tag_owners()
+
+    @cached_property
+    def _class_objects(self) -> dict[int, str]:
+        """ImageNet class -> the object class it is a counterpart of."""
+        return {i: name for name, indices in OBJECT_IMAGENET.items() for i in indices}
+
     def _unsupported_tags(self, ev: Evidence, prior: HashtagPrior) -> set[str]:
-        """Person tags without a supported person, dog tags without a supported dog."""
-        tags: set[str] = set()
+        """Tags naming a person, animal or object the photo does not support."""
+        tags = {tag for tag, name in self._tag_owners.items() if name not in ev.present}
+        if not {"dog", "cat"} & ev.present:
+            tags |= concepts.PET_TAGS
         if not ev.person:
             tags |= PERSON_WORDS
             tags |= {t for t in (normalize_tag(w, prior) for w in concepts.PERSON_BAN) if t}
-        if not ev.dog:
-            tags |= concepts.DOG_TAGS
         return tags

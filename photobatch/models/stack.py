@@ -97,6 +97,7 @@ class Analyzer:
                 caption_source=decision.source,
                 candidates=[tag for tag, _ in scored],
                 candidate_scores=dict(scored),
+                objects=evidence.objects,
                 embedding=pooled[i].astype("<f2").tobytes(),
                 models=models,
             )

@@ -1,6 +1,6 @@
 """``photobatch train grounding``: fit the grounding heads on the encoder's pooled embeddings.
 
-Three linear heads on the standardised 1280-d embedding (``photobatch.models.grounding``):
+Linear heads on the standardised 1280-d embedding (``photobatch.models.grounding``):
 
 - person: Flickr8k train photos whose 5 references all name a person (positive) or none does
   (negative), ImageNet classes that show a person wearing or holding the object (positive),
@@ -8,10 +8,17 @@ Three linear heads on the standardised 1280-d embedding (``photobatch.models.gro
   scene classes that are empty of people (negative);
 - dog: the same Flickr8k rule for dogs, ImageNet's 118 dog classes against its other classes,
   and the empty scenes;
-- scene: 25 classes of ``broad/scenes``; every 4th photo of each class is held out.
+- scene: 25 classes of ``broad/scenes``; every 4th photo of each class is held out;
+- objects: one head for each of COCO's other object classes, which also reads the log-odds of
+  ImageNet's probability for the object's counterpart classes where it has some. A Flickr8k train
+  photo is a positive when any of its references names the object (CHAIR's synonyms, read from
+  the data folder), an ImageNet photo when its class is a counterpart; every other photo of the
+  two is a negative. Positives weigh sqrt(negatives / positives) each, halfway between the data's
+  own odds and balanced classes (chosen on Flickr8k val: see GROUNDING.md).
 
-Full-batch L-BFGS from zero weights with balanced class weights and L2 1e-3: the same data gives
-the same file, byte for byte. Features come from the shared encoder and feature cache.
+Then the captions' confidence is calibrated (``photobatch.training.calibration``) on photos the
+heads never saw. Full-batch L-BFGS from zero weights, L2 1e-3: the same data gives the same file,
+byte for byte. Features come from the shared encoder and feature cache.
 """
 
 from __future__ import annotations
@@ -28,7 +35,17 @@ import torch
 
 from photobatch.core.errors import UserError
 from photobatch.core.text import letter_words
-from photobatch.models.concepts import CONCEPTS, DOG_NOUNS, PERSON_NOUNS
+from photobatch.models.concepts import (
+    CONCEPTS,
+    DOG_NOUNS,
+    HEAD_OBJECTS,
+    OBJECT_IMAGENET,
+    PERSON_NOUNS,
+    object_membership,
+)
+from photobatch.models.grounding import CaptionerLike, Decision, Evidence, Grounding, logit
+from photobatch.training.calibration import calibrate, captioned_set
+from photobatch.training.chair import ChairVocabulary
 
 L2 = 1e-3
 SEED = 0
@@ -62,11 +79,13 @@ def person_negative_classes() -> list[int]:
 
 @dataclass
 class Embedded:
-    """Pooled embeddings and ImageNet logits of one photo set, in ``names`` order."""
+    """Pooled embeddings and ImageNet logits of one photo set, in ``names`` order, and the
+    feature maps they come from (what the captioner reads)."""
 
     names: list[str]
     pooled: np.ndarray
     logits: np.ndarray
+    maps: np.ndarray
 
 
 Embed = Callable[[Path, list[str]], Embedded]
@@ -165,6 +184,62 @@ def _fit_presence(
     return fit_logistic(z(x), y, 1, balanced(y))
 
 
+def object_labels(vocab: ChairVocabulary, references: list[list[str]]) -> np.ndarray:
+    """``(photos, HEAD_OBJECTS)`` 1 where any of a photo's references names the object."""
+    y = np.zeros((len(references), len(HEAD_OBJECTS)), np.float32)
+    column = {name: j for j, name in enumerate(HEAD_OBJECTS)}
+    for i, refs in enumerate(references):
+        for name in vocab.mentioned(refs) & column.keys():
+            y[i, column[name]] = 1
+    return y
+
+
+def imagenet_object_labels(classes: np.ndarray) -> np.ndarray:
+    """``(photos, HEAD_OBJECTS)`` 1 where an ImageNet photo's class is the object's counterpart."""
+    return np.stack(
+        [np.isin(classes, OBJECT_IMAGENET.get(name, ())) for name in HEAD_OBJECTS], axis=1
+    ).astype(np.float32)
+
+
+def imagenet_object_probability(logits: np.ndarray) -> np.ndarray:
+    """ImageNet's probability of each object's counterpart classes (0 where it has none)."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)) @ object_membership()
+
+
+def fit_objects(
+    z: np.ndarray, imagenet_p: np.ndarray, y: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One logistic head per object on the standardised embedding ``z`` plus a weight on the
+    log-odds of ``imagenet_p`` (objects without ImageNet counterparts: none); positives weigh
+    sqrt(negatives / positives). Returns ``W (K, D)``, ``b (K,)`` and ``v (K,)``."""
+    torch.manual_seed(SEED)
+    X = torch.from_numpy(np.ascontiguousarray(z, np.float32))
+    Y = torch.from_numpy(y)
+    L = torch.from_numpy(logit(imagenet_p).astype(np.float32))
+    has = torch.tensor([bool(OBJECT_IMAGENET.get(n)) for n in HEAD_OBJECTS], dtype=torch.float32)
+    positives = Y.sum(0)
+    weight_pos = ((len(Y) - positives) / positives.clamp(min=1)).sqrt()
+    W = torch.zeros(Y.shape[1], X.shape[1], requires_grad=True)
+    b = torch.zeros(Y.shape[1], requires_grad=True)
+    v = torch.zeros(Y.shape[1], requires_grad=True)
+    opt = torch.optim.LBFGS(
+        [W, b, v], lr=1, max_iter=400, history_size=20, line_search_fn="strong_wolfe"
+    )
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        out = X @ W.T + b + v * has * L
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(out, Y, reduction="none")
+        weights = Y * weight_pos + (1 - Y)
+        total = (loss * weights).mean() + L2 * (W**2).sum()
+        total.backward()
+        return total
+
+    opt.step(closure)
+    return W.detach().numpy(), b.detach().numpy(), (v * has).detach().numpy()
+
+
 def fit_heads(
     flickr: Embedded,
     flickr_refs: list[list[str]],
@@ -173,6 +248,7 @@ def fit_heads(
     scenes: Embedded,
     scene_labels: list[str],
     held_out: np.ndarray,
+    vocab: ChairVocabulary,
 ) -> tuple[dict[str, np.ndarray], float]:
     """The heads' arrays (as ``Grounding`` reads them) and the scene head's held-out accuracy."""
     classes = sorted(set(scene_labels))
@@ -203,6 +279,13 @@ def fit_heads(
     dog = _fit_presence(
         z, [(flickr.pooled[yd >= 0], yd[yd >= 0]), (imagenet.pooled, is_dog), (empty, no)]
     )
+    objects = fit_objects(
+        z(np.concatenate([flickr.pooled, imagenet.pooled])),
+        imagenet_object_probability(np.concatenate([flickr.logits, imagenet.logits])),
+        np.concatenate(
+            [object_labels(vocab, flickr_refs), imagenet_object_labels(imagenet_classes)]
+        ),
+    )
     scene_W, scene_b = fit_logistic(z(train_scenes), sy[~held_out], len(classes))
     accuracy = float(
         ((z(scenes.pooled[held_out]) @ scene_W.T + scene_b).argmax(1) == sy[held_out]).mean()
@@ -217,6 +300,10 @@ def fit_heads(
         "scene_W": scene_W,
         "scene_b": scene_b,
         "scene_classes": np.array(classes),
+        "object_W": objects[0],
+        "object_b": objects[1],
+        "object_v": objects[2],
+        "object_classes": np.array(HEAD_OBJECTS),
     }
     return heads, accuracy
 
@@ -235,25 +322,35 @@ def save_heads(path: Path, arrays: dict[str, np.ndarray]) -> None:
     partial.replace(path)
 
 
-def train_grounding(data: Path, output: Path, embed: Embed) -> str:
-    """Fit the heads on ``data`` (laid out like the shared data folder) and save them to
-    ``output``; returns a short report. ``embed(folder, names)`` gives pooled and logits."""
+def train_grounding(
+    data: Path,
+    output: Path,
+    embed: Embed,
+    captioner: CaptionerLike,
+    log: Callable[[str], None] = lambda _: None,
+) -> str:
+    """Fit the heads on ``data`` (laid out like the shared data folder), calibrate the captions'
+    confidence with ``captioner`` on Flickr8k val and coco-dev, and save both to ``output``;
+    returns a short report. ``embed(folder, names)`` gives maps, pooled and logits."""
     from photobatch.models.captions import read_captions, read_splits
 
-    flickr_dir = data / "flickr8k"
+    flickr_dir, coco_dir = data / "flickr8k", data / "broad" / "coco-dev"
     for required in (
         flickr_dir / "captions.csv",
         flickr_dir / "splits.csv",
         data / "broad" / "imagenet" / "labels.csv",
         data / "broad" / "scenes" / "labels.csv",
+        coco_dir / "captions.csv",
+        data / "chair" / "synonyms.txt",
     ):
         if not required.is_file():
             raise UserError(f"{required}: missing (lay --data out like the shared data folder)")
+    vocab = ChairVocabulary.read(data / "chair" / "synonyms.txt")
     captions = read_captions(flickr_dir / "captions.csv")
     captions.splits = read_splits(flickr_dir / "splits.csv")
-    train_names = captions.images("train")
-    if not train_names:
-        raise UserError(f"{flickr_dir / 'splits.csv'}: no train photos")
+    train_names, val_names = captions.images("train"), captions.images("val")
+    if not train_names or not val_names:
+        raise UserError(f"{flickr_dir / 'splits.csv'}: needs train and val photos")
     inet_names, inet_classes = imagenet_set(data / "broad" / "imagenet")
     scene_names, scene_labels, held_out = scene_set(data / "broad" / "scenes")
     heads, accuracy = fit_heads(
@@ -264,11 +361,52 @@ def train_grounding(data: Path, output: Path, embed: Embed) -> str:
         embed(data / "broad" / "scenes", scene_names),
         scene_labels,
         held_out,
+        vocab,
     )
+    log(
+        f"fitted person, dog, {len(heads['scene_classes'])}-scene and "
+        f"{len(heads['object_classes'])} object heads; calibrating the captions' confidence"
+    )
+    coco = read_captions(coco_dir / "captions.csv")
+    uncalibrated = output.with_name(output.name + ".uncalibrated.npz")
+    save_heads(uncalibrated, heads)
+    try:
+        grounding = Grounding(uncalibrated)
+        sets = [
+            captioned_set(
+                name,
+                grounding,
+                caption_photos(grounding, captioner, embed(folder, names)),
+                [refs.captions[n] for n in names],
+                vocab,
+            )
+            for name, folder, refs, names in (
+                ("Flickr8k val", flickr_dir / "images", captions, val_names),
+                ("coco-dev", coco_dir, coco, coco.images()),
+            )
+        ]
+    finally:
+        uncalibrated.unlink(missing_ok=True)
+    coefficients, point, report = calibrate(sets)
+    heads["calibration"] = coefficients
+    heads["describe"] = np.float64(point)
     save_heads(output, heads)
     return (
-        f"saved {output}: person, dog and {len(heads['scene_classes'])}-scene heads from "
-        f"{len(train_names)} Flickr8k, {len(inet_names)} ImageNet and "
-        f"{int((~held_out).sum())} scene photos; scene accuracy on the held-out "
-        f"{int(held_out.sum())}: {accuracy:.1%}"
+        f"saved {output}: person, dog, {len(heads['scene_classes'])}-scene and "
+        f"{len(heads['object_classes'])} object heads from {len(train_names)} Flickr8k, "
+        f"{len(inet_names)} ImageNet and {int((~held_out).sum())} scene photos; scene accuracy "
+        f"on the held-out {int(held_out.sum())}: {accuracy:.1%}\n{report}"
     )
+
+
+def caption_photos(
+    grounding: Grounding, captioner: CaptionerLike, photos: Embedded, batch: int = 100
+) -> list[tuple[Evidence, Decision]]:
+    """Every photo's evidence and decision, as a scan makes them."""
+    out: list[tuple[Evidence, Decision]] = []
+    for lo in range(0, len(photos.names), batch):
+        maps = torch.from_numpy(np.asarray(photos.maps[lo : lo + batch], np.float32))
+        out += grounding.caption(
+            captioner, maps, photos.pooled[lo : lo + batch], photos.logits[lo : lo + batch]
+        )
+    return out

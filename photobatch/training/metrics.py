@@ -78,3 +78,43 @@ def _meteor(gts: dict[str, list[str]], res: dict[str, list[str]]) -> float:
 def format_scores(scores: Mapping[str, float]) -> str:
     """One ``NAME value`` line per metric, in the usual order."""
     return "\n".join(f"{name:8s} {scores[name]:.4f}" for name in METRICS if name in scores)
+
+
+def auroc(labels: Sequence[bool], scores: Sequence[float]) -> float:
+    """Area under the ROC curve: the chance that a random positive scores above a random
+    negative, ties counting half (Mann-Whitney U). NaN when one class is missing."""
+    import numpy as np
+
+    y = np.asarray(labels, bool)
+    s = np.asarray(scores, np.float64)
+    positives, negatives = int(y.sum()), int((~y).sum())
+    if not positives or not negatives:
+        return float("nan")
+    order = np.argsort(s, kind="stable")
+    ranks = np.empty(len(s))
+    ranks[order] = np.arange(1, len(s) + 1)
+    for value in np.unique(s):  # ties share their mean rank
+        tied = s == value
+        ranks[tied] = ranks[tied].mean()
+    return float((ranks[y].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def expected_calibration_error(
+    labels: Sequence[bool], probabilities: Sequence[float], bins: int = 10
+) -> float:
+    """Mean |observed rate - predicted probability| over ``bins`` equal-width probability bins,
+    weighted by how many predictions fall in each (Guo et al. 2017)."""
+    import numpy as np
+
+    y = np.asarray(labels, np.float64)
+    p = np.asarray(probabilities, np.float64)
+    if not len(p):
+        return float("nan")
+    which = np.minimum((p * bins).astype(int), bins - 1)
+    return float(
+        sum(
+            (which == b).sum() / len(p) * abs(y[which == b].mean() - p[which == b].mean())
+            for b in range(bins)
+            if (which == b).any()
+        )
+    )
