@@ -276,13 +276,13 @@ def scanner(tmp_path: Path) -> tuple[Scanner, Index]:
 def test_file_vanishing_mid_scan_ends_missing_not_error(
     tmp_path: Path, research_data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from photobatch.scan import work
+    from photobatch.scan import stages
 
     root = tmp_path / "photos"
     root.mkdir()
     photo(research_data, "DSCN0010.jpg").save(root / "stays.jpg")
     photo(research_data, "DSCN0012.jpg").save(root / "goes.jpg")
-    read = work.read_metadata
+    read = stages.read_metadata
 
     def read_then_vanish(path: Path) -> object:
         meta = read(path)
@@ -290,7 +290,7 @@ def test_file_vanishing_mid_scan_ends_missing_not_error(
             path.unlink()  # deleted after hashing, before decoding: the worst moment
         return meta
 
-    monkeypatch.setattr(work, "read_metadata", read_then_vanish)
+    monkeypatch.setattr(stages, "read_metadata", read_then_vanish)
     scan, index = scanner(tmp_path)
     summary = scan.scan([root])
     statuses = {Path(r["path"]).name: r["status"] for r in index.export_rows()}

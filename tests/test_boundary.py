@@ -95,12 +95,12 @@ def test_output_to_a_full_device_is_one_line(tmp_path: Path, research_data: Path
 
 
 def test_a_closed_pipe_ends_the_export_quietly(tmp_path: Path) -> None:
-    from photobatch.core.records import FoundFile
+    from photobatch.core.records import FoundFile, PhotoRow
     from photobatch.library.index import Index
 
     with Index(tmp_path / "index.db") as index:
         rows = [
-            (FoundFile(Path(f"/p/{i}.jpg"), 1, 1), None, None, "error", "x") for i in range(5000)
+            PhotoRow(FoundFile(Path(f"/p/{i}.jpg"), 1, 1), "error", error="x") for i in range(5000)
         ]
         index.write_batch(rows, [])
     export = subprocess.Popen(

@@ -192,16 +192,16 @@ def test_large_exports_are_streamed(exporter: Any) -> None:
 
 def test_hashtag_scores_are_an_object_in_json_and_json_text_in_csv(tmp_path: Path) -> None:
     """A JSON export stored them as a JSON string inside JSON: a script had to decode twice."""
-    from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+    from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRow
 
     scores = {"pizza": 0.9, "café": 0.55}
     with Index(tmp_path / "index.db") as index:
         found = FoundFile(Path("/photos/a.jpg"), 1, 1)
         analysis = Analysis("a" * 64, caption="a pizza", hashtags=list(scores))
         analysis.hashtag_scores = scores
-        index.write_batch([(found, PhotoMetadata(), "a" * 64, "ok", None)], [analysis])
+        index.write_batch([PhotoRow(found, "ok", "a" * 64, PhotoMetadata())], [analysis])
         broken = FoundFile(Path("/photos/b.jpg"), 1, 1)
-        index.write_batch([(broken, None, None, "error", "not an image")], [])
+        index.write_batch([PhotoRow(broken, "error", error="not an image")], [])
 
     def export(fmt: str) -> str:
         args = ["--index", str(tmp_path / "index.db"), "export", "--format", fmt]

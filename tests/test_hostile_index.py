@@ -17,7 +17,7 @@ from cli_helpers import one_line
 from click.testing import CliRunner, Result
 
 from photobatch.cli import cli
-from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRow
 from photobatch.library.index import Index
 from photobatch.library.schema import SCHEMA_VERSION
 
@@ -30,11 +30,11 @@ def run(index: Path, *args: str) -> Result:
 
 def fill(index: Index, folder: Path, n: int = 1) -> None:
     """``n`` analysed photos (the first a dog on a beach) and one unreadable file."""
-    photos: list[tuple[Any, PhotoMetadata | None, str | None, str, str | None]] = [
-        (FoundFile(folder / f"photo{i:04}.jpg", 10, 1), PhotoMetadata(), f"{i:064x}", "ok", None)
+    photos = [
+        PhotoRow(FoundFile(folder / f"photo{i:04}.jpg", 10, 1), "ok", f"{i:064x}", PhotoMetadata())
         for i in range(n)
     ]
-    photos.append((FoundFile(folder / "bad.jpg", 3, 1), None, None, "error", "not an image"))
+    photos.append(PhotoRow(FoundFile(folder / "bad.jpg", 3, 1), "error", error="not an image"))
     analyses = [
         Analysis(sha256=f"{i:064x}", labels=["dog"], caption=f"a dog runs on the beach {i}")
         for i in range(n)

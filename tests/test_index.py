@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRow
 from photobatch.library.index import Index
 from photobatch.library.schema import SCHEMA_VERSION
 from photobatch.library.sqlite_errors import IndexOpenError
@@ -18,8 +18,8 @@ from photobatch.library.sqlite_errors import IndexOpenError
 def fill(index: Index, tmp_path: Path) -> None:
     canon = PhotoMetadata(camera_make="Canon")
     photos = [
-        (FoundFile(tmp_path / "dog.jpg", 10, 1), canon, "a" * 64, "ok", None),
-        (FoundFile(tmp_path / "bad.jpg", 3, 1), None, "b" * 64, "error", "not an image"),
+        PhotoRow(FoundFile(tmp_path / "dog.jpg", 10, 1), "ok", "a" * 64, canon),
+        PhotoRow(FoundFile(tmp_path / "bad.jpg", 3, 1), "error", "b" * 64, error="not an image"),
     ]
     analyses = [
         Analysis(
@@ -125,7 +125,7 @@ def test_a_v3_index_upgrades_to_confidences_and_keeps_its_results(tmp_path: Path
         assert kept is not None and kept.caption == "a dog runs" and kept.hashtags == ["dog"]
         assert kept.caption_confidence is None and kept.hashtag_scores == {}
         index.write_batch(
-            [(FoundFile(tmp_path / "p.jpg", 1, 1), None, "c" * 64, "ok", None)],
+            [PhotoRow(FoundFile(tmp_path / "p.jpg", 1, 1), "ok", "c" * 64)],
             [
                 Analysis(
                     "c" * 64,

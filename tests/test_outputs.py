@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from test_bad_input import photo, scanner
 
 from photobatch.cli import cli
-from photobatch.core.records import FoundFile
+from photobatch.core.records import FoundFile, PhotoRow
 from photobatch.library.index import Index
 
 
@@ -115,7 +115,7 @@ def test_an_export_that_fills_the_disk_leaves_the_old_report_whole(tmp_path: Pat
     """A file size limit (RLIMIT_FSIZE) stands in for a full disk: the kernel fails the write."""
     with Index(tmp_path / "index.db") as index:
         rows = [
-            (FoundFile(Path(f"/photos/{i:05}.jpg"), 1, 1), None, None, "error", "x" * 200)
+            PhotoRow(FoundFile(Path(f"/photos/{i:05}.jpg"), 1, 1), "error", error="x" * 200)
             for i in range(1000)
         ]
         index.write_batch(rows, [])

@@ -14,7 +14,7 @@ from cli_helpers import one_line
 from click.testing import CliRunner, Result
 
 from photobatch.cli import cli
-from photobatch.core.records import Analysis, FoundFile
+from photobatch.core.records import Analysis, FoundFile, PhotoRow
 from photobatch.library.index import Index
 from photobatch.library.schema import MIGRATIONS, SCHEMA_VERSION
 from photobatch.library.search import SearchQueryError
@@ -56,7 +56,7 @@ def library(tmp_path: Path) -> Path:
     with Index(db) as index:
         index.write_batch(
             [
-                (FoundFile(tmp_path / name, 1, 1), None, a.sha256, "ok", None)
+                PhotoRow(FoundFile(tmp_path / name, 1, 1), "ok", a.sha256)
                 for name, a in PHOTOS.items()
             ],
             list(PHOTOS.values()),

@@ -1,7 +1,8 @@
 """Plain records that flow one way through the pipeline.
 
 discovery -> ``FoundFile`` -> metadata -> ``PhotoMetadata`` -> models -> ``Analysis`` (which
-after-analysis plugins may change, recording what they changed in ``PluginChanges``);
+after-analysis plugins may change, recording what they changed in ``PluginChanges``); a scan
+commits a ``PhotoRow`` per path and reads ``IndexedFile``s back to tell what changed;
 ``PhotoRecord`` is what the index holds for one path and what sidecar writers and exporters receive;
 a ``Review`` is what the user decided about one content in ``photobatch review``, applied on top of
 the models' ``Analysis`` by ``PhotoRecord.reviewed``.
@@ -23,6 +24,23 @@ class FoundFile:
     path: Path
     size: int
     mtime_ns: int
+
+
+@dataclass(slots=True)  # a scan reads one per indexed path: slots keep 100,000 of them cheap
+class IndexedFile:
+    """What the index last recorded of one path: the rescan gate compares it with the file now."""
+
+    size: int
+    mtime_ns: int
+    status: str  # "ok" | "error" | "missing"
+    sha256: str | None
+
+    def unchanged(self, found: FoundFile) -> bool:
+        """Whether ``found`` is the file as last scanned (a path marked missing that is back is
+        not: it is scanned again)."""
+        return (
+            self.size == found.size and self.mtime_ns == found.mtime_ns and self.status != "missing"
+        )
 
 
 @dataclass
@@ -96,6 +114,17 @@ class PluginChanges:
     model_candidates: list[str] = field(default_factory=list)
     model_scores: dict[str, float] = field(default_factory=dict)
     model_labels: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PhotoRow:
+    """One path's row as a scan commits it: the file, what identified it, and how it went."""
+
+    found: FoundFile
+    status: str  # "ok" | "error" | "missing"
+    sha256: str | None = None
+    metadata: PhotoMetadata | None = None  # None: not read (a file that could not be)
+    error: str | None = None
 
 
 USER_SOURCE = "user"  # ``caption_source`` of a caption the user approved or wrote

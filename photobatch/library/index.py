@@ -19,7 +19,14 @@ from typing import Any
 
 import sqlite_utils
 
-from photobatch.core.records import Analysis, PhotoMetadata, PhotoRecord, PluginChanges
+from photobatch.core.records import (
+    Analysis,
+    IndexedFile,
+    PhotoMetadata,
+    PhotoRecord,
+    PhotoRow,
+    PluginChanges,
+)
 from photobatch.core.text import format_hashtags
 from photobatch.library.posts import PostTables
 from photobatch.library.reviews import ReviewTables, review_from_row
@@ -141,10 +148,10 @@ class Index(PostTables, ReviewTables):
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def known_files(self) -> dict[str, tuple[int, int, str, str | None]]:
-        """path -> (size, mtime_ns, status, sha256) for every indexed path: the rescan gate."""
+    def known_files(self) -> dict[str, IndexedFile]:
+        """What the index recorded of every indexed path, by path: the rescan gate."""
         rows = self.db.execute("SELECT path, size, mtime_ns, status, sha256 FROM photos")
-        return {fs_path(r[0]): (r[1], r[2], r[3], r[4]) for r in rows}
+        return {fs_path(path): IndexedFile(*rest) for path, *rest in rows}
 
     def analyzed(self, hashes: Iterable[str], models: str) -> set[str]:
         """Which of these content hashes already have results of exactly these model versions."""
@@ -305,27 +312,20 @@ class Index(PostTables, ReviewTables):
 
     # -- writes ---------------------------------------------------------------------------------
 
-    def write_batch(
-        self,
-        photos: list[tuple[Any, PhotoMetadata | None, str | None, str, str | None]],
-        analyses: list[Analysis],
-    ) -> None:
-        """Store one scan batch in a single transaction.
-
-        ``photos`` items are (FoundFile, metadata, sha256, status, error).
-        """
+    def write_batch(self, photos: list[PhotoRow], analyses: list[Analysis]) -> None:
+        """Store one scan batch (its paths' rows and the new results) in a single transaction."""
         stamp = now()
         photo_rows = []
-        for found, metadata, sha256, status, error in photos:
+        for photo in photos:
             row: dict[str, Any] = {
-                "path": db_path(found.path),
-                "sha256": sha256,
-                "size": found.size,
-                "mtime_ns": found.mtime_ns,
-                "status": status,
-                "error": db_text(error),
+                "path": db_path(photo.found.path),
+                "sha256": photo.sha256,
+                "size": photo.found.size,
+                "mtime_ns": photo.found.mtime_ns,
+                "status": photo.status,
+                "error": db_text(photo.error),
                 "last_seen": stamp,
-                **asdict(metadata or PhotoMetadata()),
+                **asdict(photo.metadata or PhotoMetadata()),
             }
             row["warning"] = db_text(row["warning"])
             photo_rows.append(row)

@@ -31,7 +31,7 @@ from typing import Any
 from PIL import Image
 
 from photobatch.core.config import Config
-from photobatch.core.records import Analysis, FoundFile
+from photobatch.core.records import Analysis, FoundFile, PhotoRow
 from photobatch.library.discovery import sha256_file, walk
 from photobatch.library.index import Index
 from photobatch.library.metadata import read_metadata
@@ -128,7 +128,7 @@ def measure_noop_rescan(n_small: int, workdir: Path) -> ChildRun:
     )
     with Index(db) as index:
         for start in range(0, len(found), 10_000):
-            rows = [(f, metadata, sha, "ok", None) for f in found[start : start + 10_000]]
+            rows = [PhotoRow(f, "ok", sha, metadata) for f in found[start : start + 10_000]]
             index.write_batch(rows, [analysis] if start == 0 else [])
     # A scanned library has its sidecars; a seeded one gets them from a first, untimed scan
     # (which restores missing sidecars; they stay in the cached folder for later runs).
@@ -144,18 +144,18 @@ def measure_commits(workdir: Path, sample: Path, photos: int = 5000) -> CommitRa
     import numpy as np
 
     from photobatch.scan.pipeline import Scanner
-    from photobatch.scan.work import Item, Processed
+    from photobatch.scan.stages import Batch, Item
 
     metadata = read_metadata(sample)
     models = model_set(Config(), "auto").models
     rng = np.random.default_rng(0)
     tags = [f"tag{i}" for i in range(10)]
 
-    def batches(root: Path) -> list[Processed]:
+    def batches(root: Path) -> list[Batch]:
         shutil.rmtree(root, ignore_errors=True)
         out, size = [], Config().batch_size
         for start in range(0, photos, size):
-            items, analyses = [], []
+            items = []
             for i in range(start, min(photos, start + size)):
                 path = root / f"{i // 250:03d}" / f"IMG_{i:05d}.jpg"
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -165,22 +165,20 @@ def measure_commits(workdir: Path, sample: Path, photos: int = 5000) -> CommitRa
                 item.metadata = metadata
                 items.append(item)
                 scores = {t: round(1 - j / 10, 3) for j, t in enumerate(tags)}
-                analyses.append(
-                    Analysis(
-                        sha256=sha,
-                        labels=["seashore", "sandbar", "lakeside", "breakwater", "promontory"],
-                        caption="a dog runs along the beach at sunset",
-                        hashtags=tags,
-                        candidates=tags,
-                        embedding=rng.standard_normal(1280).astype("<f2").tobytes(),
-                        models=models,
-                        caption_confidence=0.8,
-                        caption_source="sat",
-                        hashtag_scores=scores,
-                        candidate_scores=scores,
-                    )
+                item.analysis = Analysis(
+                    sha256=sha,
+                    labels=["seashore", "sandbar", "lakeside", "breakwater", "promontory"],
+                    caption="a dog runs along the beach at sunset",
+                    hashtags=tags,
+                    candidates=tags,
+                    embedding=rng.standard_normal(1280).astype("<f2").tobytes(),
+                    models=models,
+                    caption_confidence=0.8,
+                    caption_source="sat",
+                    hashtag_scores=scores,
+                    candidate_scores=scores,
                 )
-            out.append(Processed(items, items, analyses))
+            out.append(Batch(items, items))
         return out
 
     def commit_all(name: str, sidecars: bool) -> float:
@@ -286,17 +284,18 @@ def _tree_rss_bytes(pid: int) -> int:
 
 
 def profile_text(prof: Path, top: int = PROFILE_TOP) -> str:
-    """The top cumulative entries of a cProfile dump, then how ``Scanner.scan``, the local
-    engine's ``_finish`` and ``Analyzer.describe`` split their time among the stages.
+    """The top cumulative entries of a cProfile dump, then how ``Scanner.scan`` and its run of
+    the stages, the local engine's ``_finish`` and ``Analyzer.describe`` split their time among
+    the stages.
 
     cProfile sees the main thread only: hashing, EXIF and decoding run in the scan's thread
-    pool and show up as the main thread waiting in ``result_iterator``.
+    pool and show up as the main thread waiting for them in the local engine's ``_wait``.
     """
     out = io.StringIO()
     stats = pstats.Stats(str(prof), stream=out).strip_dirs().sort_stats("cumulative")
     stats.print_stats(top)
     stats.print_callees(
-        r"pipeline\.py:\d+\((scan|_process)\)|local\.py:\d+\(_finish\)|stack\.py:\d+\(describe\)"
+        r"pipeline\.py:\d+\((scan|_run)\)|local\.py:\d+\(_finish\)|stack\.py:\d+\(describe\)"
     )
     return out.getvalue()
 

@@ -36,7 +36,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from photobatch.core.config import Config
-from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+from photobatch.core.records import Analysis, FoundFile, PhotoMetadata, PhotoRow
 from photobatch.library.discovery import sha256_file
 from photobatch.library.index import Index
 from photobatch.library.thumbnails import Thumbnails
@@ -68,15 +68,8 @@ def build_index(
             sha = real[i - first_real] if i >= first_real else f"{i:064x}"
             text = texts[i % len(texts)]
             tags = [w.lower() for w in text.split() if len(w) > 3][:10]
-            rows.append(
-                (
-                    FoundFile(path, 3_000_000, i),
-                    PhotoMetadata(taken_at=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T12:00:00"),
-                    sha,
-                    "ok",
-                    None,
-                )
-            )
+            taken = PhotoMetadata(taken_at=f"2024-{1 + i % 12:02d}-{1 + i % 28:02d}T12:00:00")
+            rows.append(PhotoRow(FoundFile(path, 3_000_000, i), "ok", sha, taken))
             analyses.append(
                 Analysis(
                     sha,

@@ -1,13 +1,14 @@
-"""The Ray engine: a scan's heavy work on a Ray cluster (``photobatch scan --engine ray``).
+"""The Ray engine: where stages 3 to 5 (``scan.stages``) run on a Ray cluster (``photobatch scan
+--engine ray``).
 
-What runs where. The driver (the machine running ``photobatch scan``) walks the folders, decides
-what changed, holds the lock, writes the sidecars and is the index's one writer; it personalizes the
-results (the personal head is small and belongs to its index). The cluster does the rest: CPU tasks
-hash the files and read their EXIF, the driver keeps back the contents it has already analysed (a
-moved photo never reaches the models), CPU tasks decode the others, and model actors (one per GPU,
-else one per node; each loads the models once) caption them and suggest hashtags. Batches stream
-back in order and are committed as they arrive, so a scan stopped part way keeps what was
-committed and the next one resumes, as with the local engine.
+What runs where. The driver (the machine running ``photobatch scan``) runs the other stages: it
+walks the folders, decides what changed, holds the lock, writes the sidecars and is the index's one
+writer; it personalizes the results (the personal head is small and belongs to its index). The
+cluster does the rest: CPU tasks hash the files and read their EXIF, the driver keeps back the
+contents it has already analysed (a moved photo never reaches the models), CPU tasks decode the
+others, and model actors (one per GPU, else one per node; each loads the models once) caption them
+and suggest hashtags. Batches stream back in order and are committed as they arrive, so a scan
+stopped part way keeps what was committed and the next one resumes, as with the local engine.
 
 Faults: tasks are retried by Ray, and a model actor whose process dies is restarted and its
 pending batches run again; the driver receives each batch once, so no photo is lost or committed
@@ -24,18 +25,17 @@ import socket
 import sys
 import tempfile
 import threading
-from collections import deque
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from photobatch.core.config import Config, host_port_problem, quote
 from photobatch.core.errors import MissingExtra
 from photobatch.core.records import Analysis, FoundFile, PhotoMetadata
+from photobatch.scan.stages import Batch, Item, attach, decode, identify
 from photobatch.scan.summary import ScanError
-from photobatch.scan.work import Item, Pick, Processed, identify
 
 if TYPE_CHECKING:
     import numpy as np
@@ -75,8 +75,6 @@ def decode_remote(found: list[FoundFile]) -> tuple[np.ndarray, list[str | None]]
     """Decode a chunk for the encoder (a CPU task): the decoded images stacked, and an error (or
     None) for each file; the array holds the images of the files without one, in order."""
     import numpy as np
-
-    from photobatch.scan.work import decode
 
     images, errors = [], []
     for f in found:
@@ -127,18 +125,9 @@ class ModelActor:
 # -- on the driver --------------------------------------------------------------------------------
 
 
-@dataclass
-class InFlight:
-    """A batch whose decoding and analysis were sent to the cluster."""
-
-    items: list[Item]
-    picked: list[Item]
-    errors: Any  # ObjectRef of the decode errors (None when nothing was picked)
-    analyses: Any  # ObjectRef of the actor's results (None when nothing was picked)
-
-
 class RayEngine:
-    """Sends batches to a Ray cluster and yields them back in order, one batch at a time."""
+    """Runs stages 3 to 5 on a Ray cluster, with enough batches in flight to keep every CPU and
+    model actor busy while the driver commits."""
 
     def __init__(self, config: Config, analyzer: Analyzer, device: str) -> None:
         self.config = config
@@ -155,7 +144,7 @@ class RayEngine:
         ray = self.ray
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
-        self.cpus = max(1, int(resources.get("CPU", 1)))
+        self.identify_ahead = 2 * max(1, int(resources.get("CPU", 1)))
         count = self.config.ray.actors or gpus or len([n for n in ray.nodes() if n["Alive"]])
         self.batch_size = self.config.gpu_batch_size if gpus else self.config.batch_size
         # Actors reserve no CPU: on a node with one or two CPUs a reserved one would leave the
@@ -189,51 +178,47 @@ class RayEngine:
                 )
         self._checked = True
 
-    def process(self, todo: list[Item], pick: Pick) -> Iterator[Processed]:
-        """Every item of ``todo``, in batches: identified on the cluster, then decoded and
-        analysed there where ``pick`` says; batches come back in order."""
+    def running(self) -> AbstractContextManager[object]:
+        """Nothing to hold for one pass: the actors live as long as the engine."""
+        return nullcontext()
+
+    def batches(self, todo: list[Item]) -> Iterator[list[Item]]:
         rest = iter(todo)
-        chunks = iter(lambda: list(islice(rest, self.batch_size)), [])
-        identifying: deque[tuple[list[Item], Any]] = deque()
-        analysing: deque[InFlight] = deque()
-        # Enough work in flight to keep every CPU and actor busy while the driver commits.
-        identify_window, analyse_window = 2 * self.cpus, 2 * len(self.actors)
+        return iter(lambda: list(islice(rest, self.batch_size)), [])
 
-        def refill() -> None:
-            while len(identifying) < identify_window:
-                items = next(chunks, None)
-                if items is None:
-                    return
-                identifying.append((items, self._identify.remote([i.found for i in items])))
+    def identify_batch(self, items: list[Item]) -> Callable[[], None]:
+        """Hash a batch and read its EXIF in a CPU task."""
+        ref = self._identify.remote([i.found for i in items])
 
-        refill()
-        while identifying or analysing:
-            if identifying and len(analysing) < analyse_window:
-                items, ref = identifying.popleft()
-                for item, (sha, metadata, error) in zip(items, self._get(ref), strict=True):
-                    item.sha256, item.metadata, item.error = sha, metadata, error
-                analysing.append(self._analyse(items, pick(items)))
-                refill()
-            else:
-                yield self._collect(analysing.popleft())
+        def identified() -> None:
+            for item, (sha, metadata, error) in zip(items, self._get(ref), strict=True):
+                item.sha256, item.metadata, item.error = sha, metadata, error
 
-    def _analyse(self, items: list[Item], picked: list[Item]) -> InFlight:
+        return identified
+
+    def analyse_batch(self, items: list[Item], picked: list[Item]) -> Callable[[], Batch]:
+        """Decode ``picked`` in a CPU task and hand the images to the next model actor (they go
+        from the one to the other without the driver)."""
         if not picked:  # moved or copied photos only: nothing for the cluster
-            return InFlight(items, [], None, None)
+            return lambda: Batch(items, [])
         images, errors = self._decode.remote([i.found for i in picked])
         actor = self.actors[self._next_actor % len(self.actors)]
         self._next_actor += 1
-        hashes = [i.sha256 for i in picked]
-        return InFlight(items, picked, errors, actor.describe.remote(hashes, images, errors))
+        analyses = actor.describe.remote([i.sha256 for i in picked], images, errors)
+        return partial(self._collect, items, picked, errors, analyses)
 
-    def _collect(self, batch: InFlight) -> Processed:
-        if not batch.picked:
-            return Processed(batch.items, [], [])
+    def analyse_ahead(self) -> int:
+        """Two batches in flight per model actor."""
+        return 2 * len(self.actors) - 1
+
+    def _collect(self, items: list[Item], picked: list[Item], errors: Any, analyses: Any) -> Batch:
+        """Wait for a batch's decode errors and results (``ObjectRef``s)."""
         self._check_actors()
-        analyses = self._get(batch.analyses)
-        for item, error in zip(batch.picked, self._get(batch.errors), strict=True):
+        results = self._get(analyses)
+        for item, error in zip(picked, self._get(errors), strict=True):
             item.error = error
-        return Processed(batch.items, batch.picked, analyses)
+        attach([item for item in picked if item.error is None], results)
+        return Batch(items, picked)
 
     def _get(self, ref: Any) -> Any:
         """``ray.get``, with a failure inside the models turned into the scan's one-line error."""

@@ -10,6 +10,7 @@ models' output it keeps, without the models.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from photobatch.core.hooks import (
     AnalysedPhoto,
@@ -21,19 +22,22 @@ from photobatch.core.hooks import (
 from photobatch.core.records import Analysis, PhotoMetadata
 from photobatch.library.index import Index
 from photobatch.scan.summary import ScanSummary
-from photobatch.scan.work import Processed
+
+if TYPE_CHECKING:
+    from photobatch.scan.stages import Batch
 
 
-def analysed(batch: Processed, summary: ScanSummary) -> list[Analysis]:
-    """The batch's new analyses, changed by the after-analysis plugins."""
+def analysed(batch: Batch, summary: ScanSummary) -> None:
+    """Let the after-analysis plugins change the batch's new analyses."""
     if not batch.analyses or not has_hook("photobatch_after_analysis"):
-        return batch.analyses
-    items = {item.sha256: item for item in batch.analysed}
+        return
+    fresh = [(item, item.analysis) for item in batch.analysed if item.analysis is not None]
     photos = [
-        AnalysedPhoto(items[a.sha256].found.path, items[a.sha256].metadata or PhotoMetadata(), a)
-        for a in batch.analyses
+        AnalysedPhoto(item.found.path, item.metadata or PhotoMetadata(), analysis)
+        for item, analysis in fresh
     ]
-    return _run(photos, summary)
+    for (item, _), changed in zip(fresh, _run(photos, summary), strict=True):
+        item.analysis = changed
 
 
 def reapplied(
@@ -66,7 +70,7 @@ def reapplied(
     return [redone.get(a.sha256, a) for a in analyses]
 
 
-def committed(index: Index, batch: Processed, summary: ScanSummary) -> None:
+def committed(index: Index, batch: Batch, summary: ScanSummary) -> None:
     """Show the after-commit plugins the batch as the index now holds it."""
     if not has_hook("photobatch_after_commit"):
         return

@@ -1,32 +1,24 @@
-"""The local engine: a scan's heavy work in this process.
+"""The local engine: where stages 3 to 5 (``scan.stages``) run for a scan in this process.
 
-Hashing, EXIF and decoding run in a thread pool (Pillow, hashlib and file reads release the GIL),
-the models once per batch. When the models run on CUDA, the pool only reads JPEGs and the GPU
-decodes them (``photobatch.library.gpu_decoding``).
+Hashing, EXIF and decoding run in a thread pool (Pillow, hashlib and file reads release the GIL,
+so a few threads keep the models fed), the models once per batch in this process. When the models
+run on CUDA, the pool only reads JPEGs and the GPU decodes them
+(``photobatch.library.gpu_decoding``).
 """
 
 from __future__ import annotations
 
 import threading
-from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from contextlib import contextmanager
+from functools import partial
 from itertools import islice
 from typing import TYPE_CHECKING
 
 from photobatch.core.config import Config
-from photobatch.core.records import Analysis, PhotoMetadata
-from photobatch.scan.summary import ScanError
-from photobatch.scan.work import (
-    JPEG_SUFFIXES,
-    Item,
-    Pick,
-    Processed,
-    decode,
-    identify,
-    read_for_gpu,
-)
+from photobatch.core.records import PhotoMetadata
+from photobatch.scan.stages import Batch, Item, analyse, decode, identify
 
 if TYPE_CHECKING:
     from photobatch.library.gpu_decoding import GpuJpegDecoder
@@ -34,44 +26,78 @@ if TYPE_CHECKING:
 
 # Batches decoded ahead while the models load (32 photos of 224x224 float32 are 19 MB).
 LOAD_AHEAD = 4
-
-
-@dataclass
-class Batch:
-    """A batch whose photos are being decoded in the pool while the previous one is analysed."""
-
-    items: list[Item]
-    to_decode: list[Item]
-    decoding: list[Future[None]]
+# Files the GPU decoder may take (it checks their headers); the names are matched like discovery.
+JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
 
 
 class LocalEngine:
-    """Identifies, decodes and analyses batches in this process, one batch ahead of the models."""
+    """Runs stages 3 to 5 in this process: the pool hashes a batch once the driver is ready to
+    pick from it and decodes one batch ahead of the models (``LOAD_AHEAD`` while they load), and
+    the models run in the driver's thread."""
+
+    identify_ahead = 0  # the pool's threads decode ahead instead
 
     def __init__(self, config: Config, analyzer: Callable[[], Analyzer]) -> None:
         self.config = config
         self._analyzer = analyzer
+        self._pool: ThreadPoolExecutor | None = None
         self._warm_up: threading.Thread | None = None
         self._on_gpu = False  # set once the models are loaded on CUDA
         self._gpu_jpeg: GpuJpegDecoder | None = None
 
-    def process(self, todo: list[Item], pick: Pick) -> Iterator[Processed]:
-        """Every item of ``todo``, in batches: identified, and analysed where ``pick`` says."""
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """The thread pool, for one pass through the stages."""
         with ThreadPoolExecutor(self.config.workers) as pool:
-            # The pool decodes ahead while the models work: one batch ahead once they run, up
-            # to LOAD_AHEAD batches while they are still loading, so the seconds of importing
-            # torch and loading weights are spent decoding instead of waiting.
-            pending: deque[Batch] = deque()
-            for items in self._batches(todo):
-                pending.append(self._prepare(items, pool, pick))
-                ahead = 1 if self._models_ready() else LOAD_AHEAD
-                while len(pending) > ahead:
-                    yield self._finish(pending.popleft())
-            while pending:
-                yield self._finish(pending.popleft())
+            self._pool = pool
+            try:
+                yield
+            finally:
+                self._pool = None
+
+    @property
+    def pool(self) -> ThreadPoolExecutor:
+        assert self._pool is not None, "the local engine runs stages only while running()"
+        return self._pool
 
     def close(self) -> None:
-        """Nothing to release: the pool lives for one ``process`` call."""
+        """Nothing to release: the pool lives for one pass."""
+
+    def batches(self, todo: list[Item]) -> Iterator[list[Item]]:
+        """``todo`` in batches: the CPU's size until the models are loaded on a GPU, then its."""
+        rest = iter(todo)
+        while True:
+            size = self.config.gpu_batch_size if self._on_gpu else self.config.batch_size
+            batch = list(islice(rest, size))
+            if not batch:
+                return
+            yield batch
+
+    def identify_batch(self, items: list[Item]) -> Callable[[], None]:
+        """Hash a batch and read its EXIF in the pool."""
+        hashing = [self.pool.submit(identify, item) for item in items]
+        return partial(_wait, hashing)
+
+    def analyse_batch(self, items: list[Item], picked: list[Item]) -> Callable[[], Batch]:
+        """Start decoding ``picked`` in the pool (and loading the models, the first time); the
+        models run when the batch is waited for."""
+        if picked:
+            self._start_warm_up()
+        # JPEGs go to the GPU decoder once the models run there; until then (and for every
+        # other format) the pool decodes with Pillow.
+        gpu = self._gpu_jpeg is not None and self._models_ready()
+
+        def step(item: Item) -> Callable[[Item], None]:
+            on_gpu = gpu and item.found.path.suffix.lower() in JPEG_SUFFIXES
+            return read_for_gpu if on_gpu else decode
+
+        decoding = [self.pool.submit(step(item), item) for item in picked]
+        return partial(self._finish, items, picked, decoding)
+
+    def analyse_ahead(self) -> int:
+        """One batch decodes while the models work; more while they are still loading, so the
+        seconds of importing torch and loading weights are spent decoding instead of waiting."""
+        return 1 if self._models_ready() else LOAD_AHEAD
 
     def load_models(self) -> None:
         """Load the models; on CUDA, also the GPU JPEG decoder (when torchvision can decode)."""
@@ -101,53 +127,14 @@ class LocalEngine:
     def _models_ready(self) -> bool:
         return self._warm_up is None or not self._warm_up.is_alive()
 
-    def _batches(self, todo: list[Item]) -> Iterator[list[Item]]:
-        """``todo`` in batches: the CPU's size until the models are loaded on a GPU, then its."""
-        rest = iter(todo)
-        while True:
-            size = self.config.gpu_batch_size if self._on_gpu else self.config.batch_size
-            batch = list(islice(rest, size))
-            if not batch:
-                return
-            yield batch
-
-    def _prepare(self, items: list[Item], pool: ThreadPoolExecutor, pick: Pick) -> Batch:
-        """Hash and read EXIF (waiting for it), then start decoding what ``pick`` chose."""
-        list(pool.map(identify, items))
-        to_decode = pick(items)
-        if to_decode:
-            self._start_warm_up()
-        # JPEGs go to the GPU decoder once the models run there; until then (and for every
-        # other format) the pool decodes with Pillow.
-        gpu = self._gpu_jpeg is not None and self._models_ready()
-
-        def step(item: Item) -> Callable[[Item], None]:
-            on_gpu = gpu and item.found.path.suffix.lower() in JPEG_SUFFIXES
-            return read_for_gpu if on_gpu else decode
-
-        return Batch(items, to_decode, [pool.submit(step(item), item) for item in to_decode])
-
-    def _finish(self, pending: Batch) -> Processed:
-        """Run the models on a prepared batch."""
-        for future in pending.decoding:
-            future.result()
-        to_decode = pending.to_decode
-        self._decode_on_gpu([item for item in to_decode if item.jpeg is not None])
-        decoded = [item for item in to_decode if item.image is not None]
-        analyses: list[Analysis] = []
+    def _finish(self, items: list[Item], picked: list[Item], decoding: list[Future[None]]) -> Batch:
+        """Run the models on a batch once it is decoded."""
+        _wait(decoding)
+        self._decode_on_gpu([item for item in picked if item.jpeg is not None])
+        decoded = [item for item in picked if item.image is not None]
         if decoded:
-            from photobatch.models.captioner import CheckpointError
-
-            try:
-                analyses = self._analyzer().describe(
-                    [item.sha256 for item in decoded],  # type: ignore[misc]
-                    [item.image for item in decoded],  # type: ignore[misc]
-                )
-            except CheckpointError as exc:  # the models cannot run: no photo can be analysed
-                raise ScanError(str(exc)) from exc
-        for item in pending.items:
-            item.image = None
-        return Processed(pending.items, to_decode, analyses)
+            analyse(self._analyzer(), decoded)
+        return Batch(items, picked)
 
     def _decode_on_gpu(self, items: list[Item]) -> None:
         """Decode JPEGs read for the GPU there; what nvJPEG cannot decode goes through Pillow."""
@@ -163,3 +150,18 @@ class LocalEngine:
                 decode(item)
             else:
                 item.image = image
+
+
+def read_for_gpu(item: Item) -> None:
+    """Stage 4's share of the pool when the GPU decodes: read a JPEG for it; odd ones are decoded
+    by Pillow."""
+    from photobatch.library.gpu_decoding import read_jpeg
+
+    item.jpeg = read_jpeg(item.found.path)
+    if item.jpeg is None:
+        decode(item)
+
+
+def _wait(futures: list[Future[None]]) -> None:
+    for future in futures:
+        future.result()

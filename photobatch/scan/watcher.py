@@ -29,7 +29,8 @@ from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from photobatch.library.discovery import is_image_name
-from photobatch.scan.pipeline import Scanner, checked_roots, is_below
+from photobatch.scan.pipeline import Scanner
+from photobatch.scan.stages import checked_roots, is_below
 from photobatch.scan.summary import ScanSummary
 
 log = logging.getLogger("photobatch.watch")
