@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_helpers import interruptible
 from test_bad_input import scanner
 
 PHOTOBATCH = [sys.executable, "-m", "photobatch"]
@@ -56,6 +57,7 @@ def test_a_stop_signal_while_the_models_load_ends_in_one_line(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     time.sleep(delay)
     scan.send_signal(signum)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_helpers import interruptible
 from click.testing import CliRunner
 from exiftool_helpers import keywords_and_description as read_sidecar
 from PIL import Image
@@ -501,6 +502,7 @@ def test_review_command_prints_its_address_and_serves_it(library: Library) -> No
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     try:
         assert process.stdout is not None
