@@ -101,6 +101,20 @@ def test_noop_rescan_analyses_nothing(tmp_path: Path) -> None:
     assert again.summary["unchanged"] == 200 and again.analysed == 0
 
 
+def test_the_scan_measured_is_the_installed_photobatch_whatever_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from another version's checkout, ``python -m photobatch`` would import that checkout's
+    code: the bench would measure it, not the photobatch it belongs to (it happened)."""
+    other = tmp_path / "checkout"
+    (other / "photobatch").mkdir(parents=True)
+    (other / "photobatch" / "__init__.py").write_text("")
+    (other / "photobatch" / "__main__.py").write_text("raise SystemExit('another photobatch')\n")
+    monkeypatch.chdir(other)
+    run = measure_noop_rescan(20, tmp_path / "work")
+    assert run.summary["found"] == run.summary["unchanged"] == 20
+
+
 def test_table_renders_every_column_with_pass_and_fail() -> None:
     def child(seconds: float, rss: float, **summary: int) -> ChildRun:
         return ChildRun(["photobatch"], seconds, seconds, rss, summary)

@@ -209,10 +209,13 @@ def _run_scan(
     if config is None:
         config = workdir / "defaults.yaml"
         config.write_text("{}\n")
-    command = [sys.executable, "-m", "photobatch", "--config", str(config), "--index", str(db)]
+    # -P: the child imports the installed photobatch, never a checkout in the current folder
+    # (run from another version's checkout, `-m photobatch` would measure that version).
+    command = [sys.executable, "-P", "-m", "photobatch", "--config", str(config)]
+    command += ["--index", str(db)]
     prof = workdir / f"{name}.prof"
     if profile:
-        command[1:1] = ["-m", "cProfile", "-o", str(prof)]
+        command[2:2] = ["-m", "cProfile", "-o", str(prof)]
     log = workdir / f"{name}.log"
     seconds, cpu, rss, status = _run_child([*command, *args], log)
     if status != 0:
