@@ -160,25 +160,34 @@ def test_an_index_of_the_release_before_is_searched_the_new_way(tmp_path: Path) 
     assert rows == [("Dogs run.",)]
 
 
-def test_search_on_real_photos_finds_the_dogs_and_not_the_hot_dog(
-    research_data: Path, tmp_path: Path
-) -> None:
-    """A scanned folder: two real dogs, a hot dog, a cheeseburger and a ram. 'dog' finds the
-    dogs only, 'hot dog' the hot dog, and no hashtag of the others names a dog."""
+def scanned(research_data: Path, tmp_path: Path, sources: dict[str, str]) -> tuple[Path, Path]:
+    """A folder of these research photos under new names, scanned (no sidecars): (folder, index)."""
     photos = tmp_path / "photos"
     photos.mkdir()
-    sources = {
-        "dog1.jpg": "flickr8k/images/1026685415_0431cbf574.jpg",
-        "dog2.jpg": "broad/coco-dev/000000418049.jpg",
-        "hotdog.jpg": "broad/imagenet/n07697537.jpg",
-        "burger.jpg": "broad/imagenet/n07697313.jpg",
-        "ram.jpg": "broad/imagenet/n02412080.jpg",
-    }
     for name, source in sources.items():
         shutil.copyfile(research_data / source, photos / name)
     db = tmp_path / "index.db"
     scan = CliRunner().invoke(cli, ["--index", str(db), "scan", "--no-sidecars", "-q", str(photos)])
     assert scan.exit_code == 0, scan.output
+    return photos, db
+
+
+def test_search_on_real_photos_finds_the_dogs_and_not_the_hot_dog(
+    research_data: Path, tmp_path: Path
+) -> None:
+    """A scanned folder: two real dogs, a hot dog, a cheeseburger and a ram. 'dog' finds the
+    dogs only, 'hot dog' the hot dog, and no hashtag of the others names a dog."""
+    photos, db = scanned(
+        research_data,
+        tmp_path,
+        {
+            "dog1.jpg": "flickr8k/images/1026685415_0431cbf574.jpg",
+            "dog2.jpg": "broad/coco-dev/000000418049.jpg",
+            "hotdog.jpg": "broad/imagenet/n07697537.jpg",
+            "burger.jpg": "broad/imagenet/n07697313.jpg",
+            "ram.jpg": "broad/imagenet/n02412080.jpg",
+        },
+    )
     assert sorted(found(db, "dog")) == ["dog1.jpg", "dog2.jpg"]
     assert found(db, "hot dog") == ["hotdog.jpg"]
     with Index(db) as index:
@@ -204,19 +213,16 @@ def test_search_finds_what_the_caption_leaves_out_surest_first(
     pizza ImageNet is sure of; the ram is found by neither."""
     from photobatch.models.grounding import Thresholds
 
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    sources = {
-        "bathroom-cat.jpg": "broad/coco-dev/000000358083.jpg",
-        "table-pizza.jpg": "broad/coco-dev/000000488571.jpg",
-        "pizza.jpg": "broad/imagenet/n07873807.jpg",
-        "ram.jpg": "broad/imagenet/n02412080.jpg",
-    }
-    for name, source in sources.items():
-        shutil.copyfile(research_data / source, photos / name)
-    db = tmp_path / "index.db"
-    scan = CliRunner().invoke(cli, ["--index", str(db), "scan", "--no-sidecars", "-q", str(photos)])
-    assert scan.exit_code == 0, scan.output
+    photos, db = scanned(
+        research_data,
+        tmp_path,
+        {
+            "bathroom-cat.jpg": "broad/coco-dev/000000358083.jpg",
+            "table-pizza.jpg": "broad/coco-dev/000000488571.jpg",
+            "pizza.jpg": "broad/imagenet/n07873807.jpg",
+            "ram.jpg": "broad/imagenet/n02412080.jpg",
+        },
+    )
     with Index(db) as index:
         cat = index.record(photos / "bathroom-cat.jpg")
         assert cat is not None and cat.analysis is not None
