@@ -51,6 +51,7 @@ CASES = {
     "its WAL": lambda t: t / "index.db-wal",
     "its shared memory": lambda t: t / "index.db-shm",
     "its lock": lambda t: t / "index.db.lock",
+    "its sidecar lock": lambda t: t / "index.db.sidecars.lock",
     "its personal folder": lambda t: t / "index.db.personal" / "report.csv",
     "an indexed photo": lambda t: t / "photos" / "a.jpg",
     "an indexed photo by a relative path": lambda t: Path(os.path.relpath(t / "photos" / "a.jpg")),

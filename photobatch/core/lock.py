@@ -29,6 +29,15 @@ class LockHeld(UserError):
         )
 
 
+def _open_lock(path: Path, what: str) -> int:
+    """The lock file beside the index, opened (created if need be)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # a read-only folder, or a file where the folder should be
+        raise UserError(f"{path}: cannot create the {what}: {exc.strerror}") from exc
+
+
 class ScanLock:
     """Context manager holding ``<index>.lock`` exclusively, without waiting."""
 
@@ -37,11 +46,7 @@ class ScanLock:
         self._fd: int | None = None
 
     def __enter__(self) -> ScanLock:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:  # a read-only folder, or a file where the folder should be
-            raise UserError(f"{self.path}: cannot create the scan lock: {exc.strerror}") from exc
+        fd = _open_lock(self.path, "scan lock")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -79,11 +84,7 @@ class SidecarLock:
         self._fd: int | None = None
 
     def __enter__(self) -> SidecarLock:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise UserError(f"{self.path}: cannot create the sidecar lock: {exc.strerror}") from exc
+        self._fd = _open_lock(self.path, "sidecar lock")
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         return self
 

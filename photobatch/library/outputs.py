@@ -2,12 +2,12 @@
 the user owns or photobatch keeps, and never half-written.
 
 A user-given output path is checked before anything is opened, through any symbolic link: it may
-not be the index, its SQLite companions (``-wal``, ``-shm``, ``-journal``), its scan lock or
-anything in its personal folder; nor a photo (a path the index knows, or an existing file with an
-image name that the caller does not recognise as its own output); nor a sidecar (a name a sidecar
-writer gives a photo, or a file a writer recognises as one it wrote). The content then replaces
-the file in one rename (``photobatch.core.atomic.replacing``), so a full disk leaves the old one
-as it was.
+not be the index, its SQLite companions (``-wal``, ``-shm``, ``-journal``), its scan or sidecar
+lock or anything in its personal folder; nor a photo (a path the index knows, or an existing file
+with an image name that the caller does not recognise as its own output); nor a sidecar (a name a
+sidecar writer gives a photo, or a file a writer recognises as one it wrote). The content then
+replaces the file in one rename (``photobatch.core.atomic.replacing``), so a full disk leaves the
+old one as it was.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from photobatch.library.index import Index
 from photobatch.library.sidecars import read_existing, sidecar_path
 
 # What SQLite and photobatch keep beside an index file, by the suffix added to its name.
-INDEX_COMPANIONS = ("", "-wal", "-shm", "-journal", ".lock")
+INDEX_COMPANIONS = ("", "-wal", "-shm", "-journal", ".lock", ".sidecars.lock")
 
 
 class OutputRefused(UserError):
