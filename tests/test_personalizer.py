@@ -223,6 +223,10 @@ def test_the_benchmark_measures_every_written_tag(research_data: Path, tmp_path:
     assert written.endswith("| 0 |")  # no written tag under the floor
     flood = table.split("written hashtags of ")[1]
     assert float(flood.split("%")[0]) <= 10.0
+    # Knowing what the photos show finds better neighbours than the vector alone: the headroom
+    # line says how much better a perfect image model would make the vote.
+    headroom = table.split("Headroom: ")[1].split("\n")[0]
+    assert float(headroom.split(" posts: ")[1].split("(")[1].split(" over")[0]) > 0.02
 
 
 @pytest.mark.slow

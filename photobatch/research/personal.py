@@ -44,6 +44,10 @@ The single-topic user of each half posts ``TOPIC_HISTORY`` dog photos with three
 dog tags each; the benchmark counts how many of 200 photos of the half that show no dog get one
 of those tags anywhere in the written hashtags, and how many of 40 new dog photos keep one.
 
+The **headroom** of each half is the kNN vote with neighbours found by what the photos truly show
+(their content tags joined to the vector): what a perfect image model would give the vote, so how
+much any ranking that reads the photo could still gain.
+
 The 1,542 photos allow histories up to about 160 posts per user with the recipes' interests: a
 500-post user would need two thirds of a half, and 60% of their photos to show two contents
 (no content is shown by that many).
@@ -100,6 +104,7 @@ SHIPPED = "personalized (what scans write)"
 VOTE = f"kNN vote (k={K_NEIGHBOURS}, cosine-weighted)"
 FREQUENT = "user's most frequent tags"
 GENERIC = "pipeline (non-personalized)"
+HEADROOM = "kNN vote, neighbours by what the photos truly show"
 MAX_TAGS = HashtagConfig().max_tags
 FLOORS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5)
 # The columns of ``FEATURES`` each mode's logistic model uses.
@@ -167,6 +172,26 @@ def baselines(train: Sequence[HistoryPost], test: Sequence[HistoryPost]) -> list
         Method("1NN-Im", nn, [list(n[0].hashtags) if n else [] for n in nearest]),
         Method(VOTE, votes, [v[:typical] for v in votes]),
     ]
+
+
+def knowing_content(posts: Sequence[HistoryPost], shown: Sequence[BenchPost]) -> list[HistoryPost]:
+    """The posts with each photo's vector joined by what it truly shows (its content tags, as
+    much weight as the vector): the kNN vote over them is the vote a perfect image model would
+    give, the headroom of any ranking that reads the photo."""
+    vocab = {c: i for i, c in enumerate(sorted({c for b in shown for c in b.content}))}
+    known = []
+    for post, bench in zip(posts, shown, strict=True):
+        content = np.zeros(len(vocab), np.float32)
+        content[[vocab[c] for c in bench.content]] = 1.0
+        vector = np.concatenate([unit(content), unit(post.embedding)])  # type: ignore[arg-type]
+        known.append(replace(post, embedding=vector))
+    return known
+
+
+def headroom(train: Sequence[HistoryPost], test: Sequence[HistoryPost]) -> Method:
+    """The kNN vote over posts from ``knowing_content``."""
+    votes = [knn_vote(train, p.embedding) for p in test]  # type: ignore[arg-type]
+    return Method(HEADROOM, votes, votes)
 
 
 def shipped(head: Personalizer, test: Sequence[HistoryPost]) -> Method:
@@ -357,7 +382,9 @@ def run_case(
     evidence = [dict(candidates[p.image]) for p in user.posts[-TEST_POSTS:]]
     truth = [list(p.hashtags) for p in test]
     head = train_on_posts(train)
-    table = score([*baselines(train, test), shipped(head, test)], truth)
+    known = knowing_content(posts, user.posts)
+    ceiling = headroom(known[-TEST_POSTS - history : -TEST_POSTS], known[-TEST_POSTS:])
+    table = score([*baselines(train, test), shipped(head, test), ceiling], truth)
     written = {}
     for floor, lists in write_at_floors(head, test, evidence).items():
         written[floor] = Written()
@@ -559,6 +586,19 @@ def side_tables(
         top = np.mean([c.f1[SHIPPED] - c.f1[FREQUENT] for c in at])
         margins.append(f"{h} posts: {vote:+.3f} over the vote, {top:+.3f} over the top-5 tags")
     lines += ["", "Shipped minus baselines (mean): " + "; ".join(margins) + "."]
+    ceilings = [
+        f"{h} posts: {np.mean([c.f1[HEADROOM] for c in cases if c.history == h]):.3f} "
+        f"({np.mean([c.f1[HEADROOM] - c.f1[VOTE] for c in cases if c.history == h]):+.3f} "
+        "over the vote)"
+        for h in histories
+    ]
+    lines += [
+        "",
+        "Headroom: the kNN vote with neighbours found by what the photos truly show (their "
+        "content tags joined to the vector), what a perfect image model would give the vote: "
+        + "; ".join(ceilings)
+        + ".",
+    ]
     lines += [
         "",
         f"**{side} users: every hashtag written** (floor {FLOOR}; all test photos)",
